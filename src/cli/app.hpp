@@ -1,0 +1,29 @@
+// The `dynaseal` command line: one executable, one subcommand per role (DESIGN §11).
+//
+// Exit codes are a contract: 0 success; 1 a refused or failed operation, with
+// `error: <code>: <message>` as the first line on stderr; 2 a usage error.
+#pragma once
+
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include "core/error.hpp"
+
+namespace dynaseal::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// Parses `argv`, runs the chosen subcommand and returns the process exit code.
+int run(int argc, char** argv);
+
+// Prints `error: <code>: <detail>` (or the error's description when detail is empty) to
+// stderr and returns kExitFailed.
+int fail(Error e, std::string_view detail = {});
+
+// Each role adds its subcommands; the callback stores the exit code in `exit_code`.
+void add_key_commands(CLI::App& app, int& exit_code);
+
+}  // namespace dynaseal::cli

@@ -43,13 +43,13 @@ Result<Segments> split(std::string_view token) {
   return s;
 }
 
-// Decodes one base64url segment and strictly parses it as a JSON object; `on_error` is the
-// code for every failure (the caller knows whether this is the header or the claims).
+// Decodes one base64url segment (not canonical: token_malformed) and strictly parses it as a
+// JSON object (not one: `on_error`, as the caller knows whether this is header or claims).
 Result<json::object> decode_object(std::string_view segment, const JsonLimits& limits,
                                    json::storage_ptr storage, Error on_error) {
   std::array<std::uint8_t, base64url_decoded_size(kMaxTokenBytes)> bytes;
   auto n = base64url_decode_into(segment, bytes);
-  if (!n) return Unexpected(on_error);
+  if (!n) return Unexpected(Error::token_malformed);
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()), *n);
   auto value = parse_json(text, limits, std::move(storage));
   if (!value || !value->is_object()) return Unexpected(on_error);
@@ -127,23 +127,24 @@ Result<VerifiedKey> verify_key(std::string_view token, const IssuerRegistry& reg
 
 Result<std::string> mint_key(const Claims& claims, const SigningKey& key) {
   const std::string payload = claims_json(claims);
+  const std::string header = R"({"alg":"EdDSA","kid":")" + jwk_thumbprint(key.public_key()) +
+                             R"(","typ":")" + std::string(kKeyType) + "\"}";
+  const std::size_t size = base64url_encoded_size(header.size()) +
+                           base64url_encoded_size(payload.size()) + kSignatureChars + 2;
+  if (size > kMaxTokenBytes) return Unexpected(Error::token_too_large);
   // Read back what we are about to sign: a minted key is exactly one a verifier accepts.
   auto parsed = parse_json(payload, kPayloadLimits);
   if (!parsed || !parsed->is_object() || !read_claims(parsed->get_object())) {
     return Unexpected(Error::claims_malformed);
   }
-  const std::string header = R"({"alg":"EdDSA","kid":")" + jwk_thumbprint(key.public_key()) +
-                             R"(","typ":")" + std::string(kKeyType) + "\"}";
   std::string token;
-  token.reserve(base64url_encoded_size(header.size()) + base64url_encoded_size(payload.size()) +
-                kSignatureChars + 2);
+  token.reserve(size);
   base64url_append(token, as_bytes(header));
   token.push_back('.');
   base64url_append(token, as_bytes(payload));
   const Signature sig = key.sign(as_bytes(token));
   token.push_back('.');
   base64url_append(token, sig);
-  if (token.size() > kMaxTokenBytes) return Unexpected(Error::token_too_large);
   return token;
 }
 

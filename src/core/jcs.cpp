@@ -136,7 +136,11 @@ void jcs_append_number(std::string& out, double d) {
   digits.push_back(sci[0]);
   if (e_pos > 1) digits.append(sci.substr(2, e_pos - 2));
   const int k = static_cast<int>(digits.size());
-  const int n = std::atoi(sci.data() + e_pos + 1) + 1;
+  int exponent = 0;
+  const char* e_begin = sci.data() + e_pos + 1;
+  if (*e_begin == '+') ++e_begin;  // from_chars takes no '+'
+  std::from_chars(e_begin, sci.data() + sci.size(), exponent);
+  const int n = exponent + 1;
 
   if (k <= n && n <= 21) {  // integer: digits then zeros
     out += digits;

@@ -26,7 +26,9 @@ class StrictHandler {
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
-  explicit StrictHandler(json::storage_ptr storage) : storage_(std::move(storage)) {}
+  // root_ shares the storage so that the final move into it is a move, not a deep copy.
+  explicit StrictHandler(json::storage_ptr storage)
+      : storage_(std::move(storage)), root_(storage_) {}
 
   json::value take_root() { return std::move(root_); }
   std::optional<Error> error() const { return error_; }

@@ -40,8 +40,8 @@ struct Scope {
 // What a request asks for, as read from its body.
 struct RequestFacts {
   Endpoint endpoint = Endpoint::chat_completions;
-  std::string_view model;
-  std::optional<std::int64_t> max_tokens;  // max_tokens or max_completion_tokens, if given
+  std::string_view model{};
+  std::optional<std::int64_t> max_tokens{};  // max_tokens or max_completion_tokens, if given
   std::int64_t n = 1;
   bool stream = false;
 };

@@ -2,14 +2,13 @@
 // verify over the same bytes, rejecting garbage, rejecting a bad signature, minting, JCS.
 // Prints the ratios the performance targets are stated in (issue: foundation, item 6).
 
+#include <benchmark/benchmark.h>
 #include <sodium.h>
 
 #include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "core/base64url.hpp"
 #include "core/dynamic_key.hpp"
@@ -59,10 +58,10 @@ void BM_SodiumVerifyBare(benchmark::State& state) {
   const std::string input = f.token.substr(0, dot);
   const std::string sig = *base64url_decode(f.token.substr(dot + 1));
   for (auto _ : state) {
-    benchmark::DoNotOptimize(crypto_sign_verify_detached(
-        reinterpret_cast<const unsigned char*>(sig.data()),
-        reinterpret_cast<const unsigned char*>(input.data()), input.size(),
-        f.key.public_key().data()));
+    benchmark::DoNotOptimize(
+        crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(sig.data()),
+                                    reinterpret_cast<const unsigned char*>(input.data()),
+                                    input.size(), f.key.public_key().data()));
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -141,7 +140,8 @@ BENCHMARK(BM_Mint);
 
 void BM_Jcs(benchmark::State& state) {
   // An agent-envelope-sized document (about 600 bytes).
-  const std::string doc = R"({"v":1,"agent":{"id":"did:key:z6Mk","name":"shopper","version":"2.1.0"},
+  const std::string doc =
+      R"({"v":1,"agent":{"id":"did:key:z6Mk","name":"shopper","version":"2.1.0"},
     "principal":{"address":"gonka1l3e9pgs3mmwuwrh95fecme0s0qtn2880el49wm","chain":"gonka"},
     "scope":["chat.completions","completions"],"limits":{"max_tokens":1024,"budget":50000.5},
     "nonce":"8f14e45fceea167a5a36dedd4bea2543","iat":1700000000,"exp":1700000300,

@@ -1,14 +1,14 @@
 // Helpers shared by the test suites: the public vectors folder and file reading.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace dynaseal::testing {
 
@@ -30,7 +30,7 @@ inline std::string read_file(const std::filesystem::path& path) {
 }  // namespace dynaseal::testing
 
 // Skips the current test, saying why, when the shared vectors folder is absent.
-#define DYNASEAL_REQUIRE_VECTORS(dir_var)                                          \
-  auto dir_var##_opt = ::dynaseal::testing::vectors_dir();                         \
+#define DYNASEAL_REQUIRE_VECTORS(dir_var)                                             \
+  auto dir_var##_opt = ::dynaseal::testing::vectors_dir();                            \
   if (!dir_var##_opt) GTEST_SKIP() << "../shared/vectors is absent: vectors skipped"; \
   const std::filesystem::path dir_var = *dir_var##_opt

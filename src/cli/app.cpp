@@ -5,8 +5,7 @@
 namespace dynaseal::cli {
 
 int fail(Error e, std::string_view detail) {
-  std::cerr << "error: " << to_string(e) << ": " << (detail.empty() ? describe(e) : detail)
-            << '\n';
+  std::cerr << "error: " << to_string(e) << ": " << (detail.empty() ? describe(e) : detail) << '\n';
   return kExitFailed;
 }
 

@@ -4,9 +4,8 @@
 // `error: <code>: <message>` as the first line on stderr; 2 a usage error.
 #pragma once
 
-#include <string_view>
-
 #include <CLI/CLI.hpp>
+#include <string_view>
 
 #include "core/error.hpp"
 

@@ -1,5 +1,6 @@
 // dynaseal keygen | key mint | key inspect | key verify (DESIGN §11).
 
+#include <boost/json/serialize.hpp>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -7,8 +8,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/json/serialize.hpp>
 
 #include "cli/app.hpp"
 #include "core/dynamic_key.hpp"
@@ -106,7 +105,8 @@ int verify(const std::string& jwks_file, const std::string& iss, const std::stri
 }  // namespace
 
 void add_key_commands(CLI::App& app, int& exit_code) {
-  auto* gen = app.add_subcommand("keygen", "Create an Ed25519 signing key (private JWK, mode 0600)");
+  auto* gen =
+      app.add_subcommand("keygen", "Create an Ed25519 signing key (private JWK, mode 0600)");
   auto out = std::make_shared<std::string>();
   gen->add_option("--out", *out, "private JWK file to create (must not exist)")->required();
   gen->callback([&exit_code, out] { exit_code = keygen(*out); });
@@ -162,9 +162,8 @@ void add_key_commands(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600}));
   verify_cmd->add_option("TOKEN", v->token, "the dynamic key, or - for stdin")->required();
-  verify_cmd->callback([&exit_code, v] {
-    exit_code = verify(v->jwks, v->iss, v->aud, v->policy, v->token);
-  });
+  verify_cmd->callback(
+      [&exit_code, v] { exit_code = verify(v->jwks, v->iss, v->aud, v->policy, v->token); });
   verify_cmd->footer("Exit 0 with the claims, or exit 1 with `error: <code>: <message>`.");
 }
 

@@ -50,8 +50,8 @@ std::string base64url_encode(std::span<const std::uint8_t> bytes) {
 }
 
 std::string base64url_encode(std::string_view bytes) {
-  return base64url_encode(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                    bytes.size()));
+  return base64url_encode(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
 
 Result<std::size_t> base64url_decode_into(std::string_view text, std::span<std::uint8_t> out) {

@@ -41,8 +41,7 @@ Seed SigningKey::seed() const {
 
 Signature SigningKey::sign(std::span<const std::uint8_t> message) const {
   Signature sig;
-  crypto_sign_ed25519_detached(sig.data(), nullptr, message.data(), message.size(),
-                               secret_.data());
+  crypto_sign_ed25519_detached(sig.data(), nullptr, message.data(), message.size(), secret_.data());
   return sig;
 }
 

@@ -1,7 +1,6 @@
 #include "core/dynamic_key.hpp"
 
 #include <array>
-
 #include <boost/json/monotonic_resource.hpp>
 
 #include "core/base64url.hpp"

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <string_view>
-
 #include <tl/expected.hpp>
 
 namespace dynaseal {

@@ -1,15 +1,13 @@
 #include "core/json.hpp"
 
-#include <cerrno>
+#include <boost/container/small_vector.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <boost/container/small_vector.hpp>
-#include <boost/json/basic_parser_impl.hpp>
 
 namespace dynaseal {
 namespace {
@@ -89,7 +87,6 @@ class StrictHandler {
   // Boost.JSON 1.81 does not round every decimal correctly; strtod (C locale) does.
   bool on_double(double, json::string_view s, json::error_code& ec) {
     text_.append(s.data(), s.size());
-    errno = 0;
     const double d = std::strtod(text_.c_str(), nullptr);
     text_.clear();
     if (std::isinf(d)) return fail(Error::json_number_invalid, ec);

@@ -17,12 +17,11 @@
 //   if (!v) return Unexpected(Error::claims_malformed);
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
-
-#include <boost/json/value.hpp>
 
 #include "core/error.hpp"
 
@@ -41,8 +40,7 @@ Result<boost::json::value> parse_json(std::string_view text, const JsonLimits& l
 // Member lookup for strict readers. Each returns nothing when the member is absent or has
 // another kind; `member` distinguishes the two by returning the value itself.
 const boost::json::value* member(const boost::json::object& obj, std::string_view key);
-std::optional<std::string_view> string_member(const boost::json::object& obj,
-                                              std::string_view key);
+std::optional<std::string_view> string_member(const boost::json::object& obj, std::string_view key);
 std::optional<std::int64_t> int_member(const boost::json::object& obj, std::string_view key);
 
 std::string_view as_view(const boost::json::string& s);

@@ -26,10 +26,10 @@ std::string_view to_string(Endpoint e);
 std::optional<Endpoint> parse_endpoint(std::string_view name);
 
 struct Scope {
-  std::vector<std::string> models;        // exact names; never empty
-  std::int64_t max_tokens = 0;            // >= 1
-  std::int64_t uses = 1;                  // >= 1
-  std::optional<std::int64_t> budget;     // >= 1 when present
+  std::vector<std::string> models;     // exact names; never empty
+  std::int64_t max_tokens = 0;         // >= 1
+  std::int64_t uses = 1;               // >= 1
+  std::optional<std::int64_t> budget;  // >= 1 when present
   bool stream = true;
   std::uint8_t endpoints = kAllEndpoints;  // bit set of Endpoint values
 

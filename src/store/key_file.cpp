@@ -54,8 +54,8 @@ Result<void> write_private_key_file(const std::filesystem::path& path, const Sig
   if (fd.get() < 0) return Unexpected(Error::io_error);
   // The umask can only narrow 0600, but make the mode explicit whatever it is.
   std::string jwk = private_jwk_json(key) + "\n";
-  const bool ok = ::fchmod(fd.get(), 0600) == 0 && write_all(fd.get(), jwk) &&
-                  ::fsync(fd.get()) == 0;
+  const bool ok =
+      ::fchmod(fd.get(), 0600) == 0 && write_all(fd.get(), jwk) && ::fsync(fd.get()) == 0;
   std::fill(jwk.begin(), jwk.end(), '\0');
   if (!ok) {
     ::unlink(path.c_str());

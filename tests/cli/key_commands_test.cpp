@@ -1,11 +1,10 @@
 // The CLI contract of DESIGN §11, driven through the real executable: outputs and exit codes.
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <boost/json/parse.hpp>
-
-#include <gtest/gtest.h>
 
 #include "core/jwk.hpp"
 #include "test_support.hpp"
@@ -52,9 +51,9 @@ class KeyCommands : public ::testing::Test {
   }
 
   Outcome mint(const char* key, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"key", "mint", "--key", path(key), "--iss", "acme",
-                                     "--aud", "llm-1", "--sub", "user-42", "--model", "demo",
-                                     "--max-tokens", "100"};
+    std::vector<std::string> args = {"key",     "mint",  "--key",        path(key), "--iss",
+                                     "acme",    "--aud", "llm-1",        "--sub",   "user-42",
+                                     "--model", "demo",  "--max-tokens", "100"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run(args);
   }
@@ -115,7 +114,8 @@ TEST_F(KeyCommands, VerifyFailuresExitOneWithTheCode) {
     std::vector<std::string> args;
     std::string code;
   };
-  const std::string forged = token.substr(0, token.size() - 2) + (token.back() == 'A' ? "BA" : "AA");
+  const std::string forged =
+      token.substr(0, token.size() - 2) + (token.back() == 'A' ? "BA" : "AA");
   for (const Case& c : std::vector<Case>{
            {{"--aud", "llm-2", token}, "audience_mismatch"},
            {{"--aud", "llm-1", forged}, "signature_invalid"},
@@ -129,7 +129,8 @@ TEST_F(KeyCommands, VerifyFailuresExitOneWithTheCode) {
     EXPECT_TRUE(v.first_err_line().starts_with("error: " + c.code + ": ")) << v.err;
     EXPECT_TRUE(v.out.empty());
   }
-  Outcome wrong_iss = run({"key", "verify", "--jwks", pub, "--iss", "globex", "--aud", "llm-1", token});
+  Outcome wrong_iss =
+      run({"key", "verify", "--jwks", pub, "--iss", "globex", "--aud", "llm-1", token});
   EXPECT_TRUE(wrong_iss.first_err_line().starts_with("error: issuer_unknown: ")) << wrong_iss.err;
 }
 
@@ -174,9 +175,12 @@ TEST_F(KeyCommands, UsageErrorsExitTwo) {
 }
 
 TEST_F(KeyCommands, EverySubcommandHasHelp) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"keygen", "--help"}, {"key", "--help"}, {"key", "mint", "--help"},
-           {"key", "inspect", "--help"}, {"key", "verify", "--help"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--help"},
+                                                                {"keygen", "--help"},
+                                                                {"key", "--help"},
+                                                                {"key", "mint", "--help"},
+                                                                {"key", "inspect", "--help"},
+                                                                {"key", "verify", "--help"}}) {
     Outcome r = run(args);
     EXPECT_EQ(r.exit_code, 0) << args.back();
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;

@@ -1,10 +1,9 @@
 #include "core/base64url.hpp"
 
+#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <random>
-
-#include <gtest/gtest.h>
 
 namespace dynaseal {
 namespace {
@@ -39,8 +38,9 @@ TEST(Base64url, RoundTripsEveryLength) {
 }
 
 TEST(Base64url, RejectsNonCanonicalInput) {
-  for (std::string_view bad : std::initializer_list<std::string_view>{"Zg==", "Zg=", "Zm8=", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", " Zg", "Zg ", "Z g",
-        "Zg\n", "Zm9v\r\n", std::string_view("Z\0g", 3), "Zm9v\xc3\xa9", "Zm9v!", "Zm9v.Zg"}) {
+  for (std::string_view bad : std::initializer_list<std::string_view>{
+           "Zg==", "Zg=", "Zm8=", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", " Zg", "Zg ", "Z g",
+           "Zg\n", "Zm9v\r\n", std::string_view("Z\0g", 3), "Zm9v\xc3\xa9", "Zm9v!", "Zm9v.Zg"}) {
     EXPECT_EQ(base64url_decode(bad).error(), Error::base64_invalid) << bad;
   }
 }
@@ -69,9 +69,9 @@ TEST(Base64url, AgreesWithLibsodiumOnRandomInput) {
     }
     unsigned char ref[16];
     std::size_t ref_len = 0;
-    const bool ref_ok = sodium_base642bin(ref, sizeof ref, text.data(), text.size(), nullptr,
-                                          &ref_len, nullptr,
-                                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0;
+    const bool ref_ok =
+        sodium_base642bin(ref, sizeof ref, text.data(), text.size(), nullptr, &ref_len, nullptr,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0;
     auto ours = base64url_decode(text);
     ASSERT_EQ(ours.has_value(), ref_ok) << '"' << text << '"';
     if (ref_ok) {

@@ -47,8 +47,9 @@ TEST(Claims, ReadsAMinimalClaimSetWithScopeDefaults) {
 }
 
 TEST(Claims, ReadsEveryOptionalClaim) {
-  auto c = read(with(R"("dks":{"models":["demo"],"max_tokens":256})",
-                     R"("nbf":1700000010,"ctx":"order-7","cnf":{"jkt":"kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"},"future":{"x":1},
+  auto c = read(with(
+      R"("dks":{"models":["demo"],"max_tokens":256})",
+      R"("nbf":1700000010,"ctx":"order-7","cnf":{"jkt":"kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"},"future":{"x":1},
                         "dks":{"models":["a","b"],"max_tokens":9,"uses":3,"budget":1000,"stream":false,"endpoints":["completions"]})"));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->nbf, 1700000010);
@@ -90,8 +91,8 @@ TEST(Claims, RefusesMalformedClaims) {
       {R"("iat":1700000000)", R"("iat":"1700000000")"},
       {R"("exp":1700000300)", R"("exp":1.5)"},
       {R"("exp":1700000300)", R"("exp":17e8)"},
-      {R"("exp":1700000300)", R"("exp":1700000000)"},   // exp == iat
-      {R"("exp":1700000300)", R"("exp":1690000000)"},   // exp < iat
+      {R"("exp":1700000300)", R"("exp":1700000000)"},    // exp == iat
+      {R"("exp":1700000300)", R"("exp":1690000000)"},    // exp < iat
       {R"("exp":1700000300)", R"("exp":253402300800)"},  // past year 9999
       {R"("exp":1700000300)", R"("exp":9223372036854775807)"},
       {R"("iat":1700000000)", R"("iat":-1)"},
@@ -101,7 +102,8 @@ TEST(Claims, RefusesMalformedClaims) {
       {R"("iat":1700000000)", R"("iat":1700000000,"cnf":{"jkt":"short"})"},
       {R"("iat":1700000000)", R"("iat":1700000000,"cnf":"x")"},
       {R"(,
-  "dks":{"models":["demo"],"max_tokens":256})", ""},
+  "dks":{"models":["demo"],"max_tokens":256})",
+       ""},
       {R"("dks":{)", R"("dks":{"max_cost":5,)"},  // unknown scope member: fail closed
       {R"("models":["demo"])", R"("models":[])"},
       {R"("models":["demo"])", R"("models":"demo")"},

@@ -1,8 +1,7 @@
 #include "core/crypto.hpp"
 
-#include <sodium.h>
-
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include "core/json.hpp"
 #include "test_support.hpp"
@@ -47,8 +46,7 @@ TEST(Crypto, RebuildsAKeyFromItsSeed) {
 TEST(Crypto, HashesWithSha256) {
   EXPECT_EQ(to_hex(sha256(as_bytes("abc"))),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(to_hex(sha256({})),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(to_hex(sha256({})), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST(Crypto, ComparesSecretsByValue) {
@@ -82,7 +80,8 @@ TEST(Crypto, MatchesRfc8032Test1) {
 // signatures of the wrong length) do not.
 TEST(Crypto, PassesWycheproofEd25519) {
   DYNASEAL_REQUIRE_VECTORS(dir);
-  auto doc = parse_json(testing::read_file(dir / "wycheproof/ed25519_test.json"), {.max_bytes = 1 << 22});
+  auto doc =
+      parse_json(testing::read_file(dir / "wycheproof/ed25519_test.json"), {.max_bytes = 1 << 22});
   ASSERT_TRUE(doc);
   int valid = 0, invalid = 0;
   for (const auto& group : doc->at("testGroups").as_array()) {

@@ -1,16 +1,16 @@
 #include "core/dynamic_key.hpp"
 
-#include <boost/json/serialize.hpp>
-
 #include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
 
 #include "core/key_fixture.hpp"
 
 namespace dynaseal {
 namespace {
 
-using testing::kIat;
 using testing::KeyFixture;
+using testing::kIat;
 
 class DynamicKey : public ::testing::Test, public KeyFixture {};
 
@@ -100,8 +100,8 @@ TEST_F(DynamicKey, RequiresAKnownIssuerAndKid) {
 
 TEST_F(DynamicKey, AcceptsEveryRegisteredKeyOfAnIssuerDuringRotation) {
   const SigningKey next = testing::seeded_key(3);
-  registry.set_issuer("acme", {make_public_jwk(key.public_key()),
-                               make_public_jwk(next.public_key())});
+  registry.set_issuer("acme",
+                      {make_public_jwk(key.public_key()), make_public_jwk(next.public_key())});
   EXPECT_TRUE(verify(mint()));
   EXPECT_TRUE(verify(*mint_key(claims(), next)));
   registry.set_issuer("acme", {make_public_jwk(next.public_key())});

@@ -1,11 +1,10 @@
 // A catalogue of hostile and broken dynamic keys, each refused with its own code.
 
+#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
-#include <gtest/gtest.h>
 
 #include "core/key_fixture.hpp"
 
@@ -161,10 +160,12 @@ TEST_F(HostileKey, MissingClaimsAreMalformed) {
 }
 
 TEST_F(HostileKey, WrongIssuerOrAudienceIsRefused) {
-  EXPECT_EQ(signed_code(testing::header_for(key), payload_with(R"("iss":"acme")", R"("iss":"evil")")),
-            Error::issuer_unknown);
-  EXPECT_EQ(signed_code(testing::header_for(key), payload_with(R"("aud":"llm-1")", R"("aud":"llm-2")")),
-            Error::audience_mismatch);
+  EXPECT_EQ(
+      signed_code(testing::header_for(key), payload_with(R"("iss":"acme")", R"("iss":"evil")")),
+      Error::issuer_unknown);
+  EXPECT_EQ(
+      signed_code(testing::header_for(key), payload_with(R"("aud":"llm-1")", R"("aud":"llm-2")")),
+      Error::audience_mismatch);
 }
 
 TEST_F(HostileKey, PayloadsThatAreNotObjectsAreMalformed) {

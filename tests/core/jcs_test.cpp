@@ -1,9 +1,9 @@
 #include "core/jcs.hpp"
 
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cstdint>
-
-#include <gtest/gtest.h>
 
 #include "core/crypto.hpp"
 #include "test_support.hpp"
@@ -47,7 +47,8 @@ TEST(Jcs, SerializesNumbersAsEcmascriptDoes) {
 
 TEST(Jcs, SortsMembersByUtf16CodeUnits) {
   // U+20AC < U+1F600 (as surrogates D83D DE00) < U+FB33 in UTF-16, unlike in code points.
-  auto out = jcs_canonicalize(R"({"\ufb33":3,"\ud83d\ude00":2,"\u20ac":1,"b":0,"a":{"z":1,"y":2}})");
+  auto out =
+      jcs_canonicalize(R"({"\ufb33":3,"\ud83d\ude00":2,"\u20ac":1,"b":0,"a":{"z":1,"y":2}})");
   ASSERT_TRUE(out);
   EXPECT_EQ(*out,
             "{\"a\":{\"y\":2,\"z\":1},\"b\":0,\"\xe2\x82\xac\":1,\"\xf0\x9f\x98\x80\":2,"

@@ -1,10 +1,9 @@
 #include "core/json.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
-
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <boost/json/monotonic_resource.hpp>
+#include <set>
 
 #include "test_support.hpp"
 
@@ -35,9 +34,9 @@ TEST(StrictJson, RejectsDuplicateMembersAtAnyDepth) {
 }
 
 TEST(StrictJson, RejectsInvalidUtf8AndLoneSurrogates) {
-  for (std::string_view bad : {"\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xe2\x82\"",
-                               "\"\xf4\x90\x80\x80\"", R"("\ud800")", R"("\udc00")",
-                               R"("\udc00\ud800")", R"("\ud800x")", "{\"\xff\":1}"}) {
+  for (std::string_view bad :
+       {"\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xe2\x82\"", "\"\xf4\x90\x80\x80\"",
+        R"("\ud800")", R"("\udc00")", R"("\udc00\ud800")", R"("\ud800x")", "{\"\xff\":1}"}) {
     EXPECT_EQ(parse_error(bad), Error::json_syntax) << bad;
   }
 }
@@ -57,9 +56,10 @@ TEST(StrictJson, BoundsSize) {
 }
 
 TEST(StrictJson, RejectsTrailingContentAndExtensions) {
-  for (std::string_view bad : {"", " ", "{} x", "1 2", "{}{}", "[1,]", "{\"a\":1,}",
-                               "/*c*/1", "1 // c", "'a'", "NaN", "Infinity", "01", "+1", ".5",
-                               "{\"a\" 1}", "[1 2]", "tru", "\"a", "\"\t\""}) {
+  for (std::string_view bad :
+       {"",       " ",         "{} x",  "1 2", "{}{}",     "[1,]",  "{\"a\":1,}",
+        "/*c*/1", "1 // c",    "'a'",   "NaN", "Infinity", "01",    "+1",
+        ".5",     "{\"a\" 1}", "[1 2]", "tru", "\"a",      "\"\t\""}) {
     EXPECT_EQ(parse_error(bad), Error::json_syntax) << bad;
   }
   EXPECT_TRUE(parse_json(" \t\r\n{}\n "));
@@ -124,7 +124,8 @@ TEST(StrictJson, PassesJsonTestSuite) {
   const std::set<std::string> refused_on_purpose = {"y_object_duplicated_key.json",
                                                     "y_object_duplicated_key_and_value.json"};
   int y = 0, n = 0, i = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir / "json-test-suite/test_parsing")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir / "json-test-suite/test_parsing")) {
     const std::string name = entry.path().filename().string();
     const std::string text = testing::read_file(entry.path());
     auto v = parse_json(text);

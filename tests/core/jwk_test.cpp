@@ -1,8 +1,8 @@
 #include "core/jwk.hpp"
 
-#include <boost/json/serialize.hpp>
-
 #include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
 
 #include "core/base64url.hpp"
 #include "core/json.hpp"
@@ -40,35 +40,38 @@ TEST(Jwk, RoundTripsOurOwnJson) {
   ASSERT_TRUE(pub);
   EXPECT_EQ(pub->front().key, key.public_key());
   EXPECT_EQ(pub->front().kid, jwk_thumbprint(key.public_key()));
-  auto set = parse_jwks(jwks_json({make_public_jwk(key.public_key()),
-                                   make_public_jwk(SigningKey::generate().public_key())}));
+  auto set = parse_jwks(jwks_json(
+      {make_public_jwk(key.public_key()), make_public_jwk(SigningKey::generate().public_key())}));
   ASSERT_TRUE(set);
   EXPECT_EQ(set->size(), 2u);
 }
 
 TEST(Jwk, RefusesKeysThatAreNotOurs) {
   const std::string x = R"("x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")";
-  for (const std::string& bad : {
-           std::string(R"({"kty":"RSA","crv":"Ed25519",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"X25519",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"Ed448",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"Ed25519"})"),
-           std::string(R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURp"})"),
-           std::string(R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR"})"),
-           std::string(R"({"kty":"OKP","crv":"Ed25519","kid":"other",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"Ed25519","alg":"ES256",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"Ed25519","use":"enc",)") + x + "}",
-           std::string(R"({"kty":"OKP","crv":"Ed25519","key_ops":["verify"],)") + x + "}",
-           std::string(R"({"kty":"OKP","kty":"OKP","crv":"Ed25519",)") + x + "}",
-           std::string(kRfcPrivate),  // private material in a public key set
-           std::string(R"({"keys":[]})"),
-           std::string(R"({"keys":{}})"),
-           std::string(R"({"keys":[)") + std::string(kRfcPublic) + "," +
-               std::string(kRfcPublic) + "]}",
-           std::string(R"({"keys":[)") + std::string(kRfcPublic) + R"(],"extra":1})",
-           std::string("[]"),
-           std::string("not json"),
-       }) {
+  for (
+      const std::string& bad : {
+          std::string(R"({"kty":"RSA","crv":"Ed25519",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"X25519",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"Ed448",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"Ed25519"})"),
+          std::string(
+              R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURp"})"),
+          std::string(
+              R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR"})"),
+          std::string(R"({"kty":"OKP","crv":"Ed25519","kid":"other",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"Ed25519","alg":"ES256",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"Ed25519","use":"enc",)") + x + "}",
+          std::string(R"({"kty":"OKP","crv":"Ed25519","key_ops":["verify"],)") + x + "}",
+          std::string(R"({"kty":"OKP","kty":"OKP","crv":"Ed25519",)") + x + "}",
+          std::string(kRfcPrivate),  // private material in a public key set
+          std::string(R"({"keys":[]})"),
+          std::string(R"({"keys":{}})"),
+          std::string(R"({"keys":[)") + std::string(kRfcPublic) + "," + std::string(kRfcPublic) +
+              "]}",
+          std::string(R"({"keys":[)") + std::string(kRfcPublic) + R"(],"extra":1})",
+          std::string("[]"),
+          std::string("not json"),
+      }) {
     EXPECT_EQ(parse_jwks(bad).error(), Error::key_invalid) << bad;
   }
 }

@@ -20,8 +20,7 @@ inline SigningKey seeded_key(std::uint8_t fill) {
 }
 
 // header.payload.signature over exactly these bytes, whatever they say.
-inline std::string craft(std::string_view header, std::string_view payload,
-                         const SigningKey& key) {
+inline std::string craft(std::string_view header, std::string_view payload, const SigningKey& key) {
   std::string token = base64url_encode(header) + "." + base64url_encode(payload);
   token += "." + base64url_encode(key.sign(as_bytes(token)));
   return token;

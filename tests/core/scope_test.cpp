@@ -62,8 +62,11 @@ TEST(Scope, ChecksInTheDocumentedOrder) {
   Scope s = demo_scope();
   s.stream = false;
   s.endpoints = static_cast<std::uint8_t>(Endpoint::completions);
-  RequestFacts all_wrong{.endpoint = Endpoint::chat_completions, .model = "x",
-                         .max_tokens = 1000, .n = 3, .stream = true};
+  RequestFacts all_wrong{.endpoint = Endpoint::chat_completions,
+                         .model = "x",
+                         .max_tokens = 1000,
+                         .n = 3,
+                         .stream = true};
   EXPECT_EQ(check_scope(s, all_wrong).error(), Error::endpoint_not_allowed);
   all_wrong.endpoint = Endpoint::completions;
   EXPECT_EQ(check_scope(s, all_wrong).error(), Error::model_not_allowed);

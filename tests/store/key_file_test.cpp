@@ -1,10 +1,9 @@
 #include "store/key_file.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace dynaseal::store {
 namespace {
@@ -40,8 +39,7 @@ TEST_F(KeyFile, WritesAPrivateKeyReadableOnlyByItsOwner) {
 TEST_F(KeyFile, NeverOverwritesAnExistingFile) {
   ASSERT_TRUE(write_private_key_file(path("k.jwk"), SigningKey::generate()));
   const std::string before = *read_small_file(path("k.jwk"), 4096);
-  EXPECT_EQ(write_private_key_file(path("k.jwk"), SigningKey::generate()).error(),
-            Error::io_error);
+  EXPECT_EQ(write_private_key_file(path("k.jwk"), SigningKey::generate()).error(), Error::io_error);
   EXPECT_EQ(*read_small_file(path("k.jwk"), 4096), before);
 }
 

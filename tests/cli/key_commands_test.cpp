@@ -21,13 +21,6 @@ struct Outcome {
 
 class KeyCommands : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dynaseal-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string path(const char* name) const { return (dir_ / name).string(); }
 
   // Runs dynaseal with `args` (each single-quoted for the shell), feeding `input` on stdin.
@@ -60,7 +53,7 @@ class KeyCommands : public ::testing::Test {
 
   static std::string line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-  std::filesystem::path dir_;
+  testing::TempDir dir_;
 };
 
 TEST_F(KeyCommands, KeygenWritesA0600KeyAndPrintsItsPublicJwk) {

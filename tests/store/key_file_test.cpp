@@ -5,24 +5,20 @@
 
 #include <fstream>
 
+#include "test_support.hpp"
+
 namespace dynaseal::store {
 namespace {
 
 class KeyFile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/dynaseal-keyfile-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::filesystem::path path(const char* name) const { return dir_ / name; }
   static void write(const std::filesystem::path& p, std::string_view text, mode_t mode) {
     std::ofstream(p) << text;
     ::chmod(p.c_str(), mode);
   }
 
-  std::filesystem::path dir_;
+  testing::TempDir dir_;
 };
 
 TEST_F(KeyFile, WritesAPrivateKeyReadableOnlyByItsOwner) {
@@ -55,7 +51,7 @@ TEST_F(KeyFile, RefusesAPrivateKeyOthersCanRead) {
 
 TEST_F(KeyFile, ReportsMissingAndInvalidFiles) {
   EXPECT_EQ(read_private_key_file(path("missing")).error(), Error::io_error);
-  EXPECT_EQ(read_private_key_file(dir_).error(), Error::io_error);
+  EXPECT_EQ(read_private_key_file(dir_.path()).error(), Error::io_error);
   write(path("junk"), "{\"kty\":", 0600);
   EXPECT_EQ(read_private_key_file(path("junk")).error(), Error::key_invalid);
   EXPECT_EQ(read_jwks_file(path("junk")).error(), Error::key_invalid);

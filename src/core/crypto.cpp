@@ -58,6 +58,23 @@ Sha256 sha256(std::span<const std::uint8_t> data) {
   return out;
 }
 
+static_assert(sizeof(crypto_hash_sha256_state) <= 128, "Sha256Hasher::state_ too small");
+
+Sha256Hasher::Sha256Hasher() {
+  crypto_hash_sha256_init(reinterpret_cast<crypto_hash_sha256_state*>(state_));
+}
+
+void Sha256Hasher::update(std::string_view data) {
+  crypto_hash_sha256_update(reinterpret_cast<crypto_hash_sha256_state*>(state_),
+                            reinterpret_cast<const unsigned char*>(data.data()), data.size());
+}
+
+Sha256 Sha256Hasher::finish() {
+  Sha256 out;
+  crypto_hash_sha256_final(reinterpret_cast<crypto_hash_sha256_state*>(state_), out.data());
+  return out;
+}
+
 void random_bytes(std::span<std::uint8_t> out) {
   ensure_sodium();
   randombytes_buf(out.data(), out.size());

@@ -54,6 +54,17 @@ bool ed25519_verify(std::span<const std::uint8_t, 64> signature,
 
 Sha256 sha256(std::span<const std::uint8_t> data);
 
+// SHA-256 over data that arrives in pieces (a streamed response body).
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  void update(std::string_view data);
+  Sha256 finish();  // once
+
+ private:
+  alignas(16) unsigned char state_[128];  // crypto_hash_sha256_state, opaque here
+};
+
 // Fills `out` from the system CSPRNG.
 void random_bytes(std::span<std::uint8_t> out);
 

@@ -32,6 +32,11 @@ std::string_view to_string(Error e) {
     case Error::upstream_error: return "upstream_error";
     case Error::upstream_timeout: return "upstream_timeout";
     case Error::store_unavailable: return "store_unavailable";
+    case Error::not_found: return "not_found";
+    case Error::method_not_allowed: return "method_not_allowed";
+    case Error::model_not_found: return "model_not_found";
+    case Error::admin_unauthorized: return "admin_unauthorized";
+    case Error::conflict: return "conflict";
     case Error::json_syntax: return "json_syntax";
     case Error::json_duplicate_member: return "json_duplicate_member";
     case Error::json_too_deep: return "json_too_deep";
@@ -79,6 +84,11 @@ std::string_view describe(Error e) {
     case Error::upstream_error: return "the inference engine failed";
     case Error::upstream_timeout: return "the inference engine timed out";
     case Error::store_unavailable: return "usage state is unavailable; nothing is served";
+    case Error::not_found: return "not found";
+    case Error::method_not_allowed: return "method not allowed";
+    case Error::model_not_found: return "no upstream serves this model";
+    case Error::admin_unauthorized: return "a valid admin token is required";
+    case Error::conflict: return "the resource already exists";
     case Error::json_syntax: return "the input is not valid JSON";
     case Error::json_duplicate_member: return "a JSON object repeats a member name";
     case Error::json_too_deep: return "the JSON input is nested too deeply";

@@ -48,6 +48,12 @@ enum class Error {
   upstream_timeout,  // the engine did not answer in time
   // 503
   store_unavailable,  // uses cannot be counted, so nothing is served
+  // Beyond DESIGN §4, for the rest of the HTTP surface (admin API, unknown paths).
+  not_found,           // 404: no such endpoint or resource
+  method_not_allowed,  // 405: the endpoint exists, not with this method
+  model_not_found,     // 404: the key allows the model but no upstream serves it
+  admin_unauthorized,  // 401: missing or wrong admin token
+  conflict,            // 409: the resource exists already
 
   // Internal codes, mapped by the caller to one of the above or reported by tools.
   json_syntax,            // not JSON: syntax, invalid UTF-8, lone surrogate, trailing data

@@ -49,19 +49,22 @@ Result<std::string> read_fd(int fd, std::size_t max_bytes) {
 
 }  // namespace
 
-Result<void> write_private_key_file(const std::filesystem::path& path, const SigningKey& key) {
+Result<void> write_new_secret_file(const std::filesystem::path& path, std::string_view content) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return Unexpected(Error::io_error);
   // The umask can only narrow 0600, but make the mode explicit whatever it is.
-  std::string jwk = private_jwk_json(key) + "\n";
-  const bool ok =
-      ::fchmod(fd.get(), 0600) == 0 && write_all(fd.get(), jwk) && ::fsync(fd.get()) == 0;
-  std::fill(jwk.begin(), jwk.end(), '\0');
-  if (!ok) {
+  if (::fchmod(fd.get(), 0600) != 0 || !write_all(fd.get(), content) || ::fsync(fd.get()) != 0) {
     ::unlink(path.c_str());
     return Unexpected(Error::io_error);
   }
   return {};
+}
+
+Result<void> write_private_key_file(const std::filesystem::path& path, const SigningKey& key) {
+  std::string jwk = private_jwk_json(key) + "\n";
+  auto written = write_new_secret_file(path, jwk);
+  std::fill(jwk.begin(), jwk.end(), '\0');
+  return written;
 }
 
 Result<SigningKey> read_private_key_file(const std::filesystem::path& path) {

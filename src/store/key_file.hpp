@@ -21,6 +21,10 @@ inline constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
 // JWK of `key`, and syncs it. Error::io_error when the file exists or cannot be written.
 Result<void> write_private_key_file(const std::filesystem::path& path, const SigningKey& key);
 
+// Creates `path` (mode 0600, O_EXCL) holding `content`, and syncs it: for secrets such as
+// private keys and admin tokens. Error::io_error when the file exists or cannot be written.
+Result<void> write_new_secret_file(const std::filesystem::path& path, std::string_view content);
+
 // Reads a private JWK. Error::io_error (missing, unreadable, too large), key_file_unsafe
 // (mode allows group or others), key_invalid (not an Ed25519 private JWK).
 Result<SigningKey> read_private_key_file(const std::filesystem::path& path);

@@ -102,3 +102,17 @@ TEST(Crypto, PassesWycheproofEd25519) {
 
 }  // namespace
 }  // namespace dynaseal
+
+namespace dynaseal {
+namespace {
+
+TEST(Crypto, HashesPiecesLikeTheWhole) {
+  Sha256Hasher h;
+  h.update("a");
+  h.update("");
+  h.update("bc");
+  EXPECT_EQ(h.finish(), sha256(as_bytes("abc")));
+}
+
+}  // namespace
+}  // namespace dynaseal

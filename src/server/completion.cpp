@@ -1,0 +1,208 @@
+// The completion path of the Gateway: verify, scope, consume, forward, relay, report.
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/crypto.hpp"
+#include "core/dynamic_key.hpp"
+#include "core/json.hpp"
+#include "server/gateway.hpp"
+#include "server/http_errors.hpp"
+#include "server/stream_relay.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+namespace http = net::http;
+namespace asio = net::asio;
+using Clock = std::chrono::steady_clock;
+
+// A non-streamed engine answer larger than this is not relayed (it would be buffered whole).
+constexpr std::size_t kMaxUpstreamBody = 16 << 20;
+
+bool is_success(unsigned status) { return status >= 200 && status < 300; }
+
+std::string hex_sha256(std::string_view bytes) { return to_hex(sha256(as_bytes(bytes))); }
+
+// An engine's own refusal of the request (4xx) is passed on as it is: the client can act on it
+// (context too long, bad parameter). Anything else that is not a success is our 502.
+bool pass_through(unsigned status) { return status >= 400 && status < 500; }
+
+}  // namespace
+
+asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
+                                           Outcome& outcome) {
+  const net::Request& req = ex.request();
+  auto token = bearer_token(req);
+  if (!token) co_return co_await reject(ex, outcome, Error::token_missing);
+  const std::int64_t now = unix_ms() / 1000;
+  auto snapshot = ctx_.backends.snapshot();
+  auto key = verify_key(*token, snapshot->issuers, ctx_.config.id, now, ctx_.config.policy);
+  if (!key) co_return co_await reject(ex, outcome, key.error());
+  const Claims& claims = key->claims;
+  auto body = parse_completion_request(req.body(), endpoint, ctx_.config.max_body_bytes);
+  if (!body) co_return co_await reject(ex, outcome, body.error());
+  auto cap = check_scope(claims.dks, body->facts());
+  if (!cap) co_return co_await reject(ex, outcome, cap.error());
+  const UpstreamConfig* upstream = ctx_.router.route(body->model);
+  if (upstream == nullptr) co_return co_await reject(ex, outcome, Error::model_not_found);
+
+  // Everything that could refuse without side effects has passed: take the use.
+  const store::ConsumeRequest consume{.iss = claims.iss,
+                                      .jti = claims.jti,
+                                      .sub = claims.sub,
+                                      .iat = claims.iat,
+                                      .expires_at = claims.exp + ctx_.config.policy.leeway,
+                                      .uses = claims.dks.uses,
+                                      .budget = claims.dks.budget,
+                                      .want_tokens = *cap};
+  auto grant = ctx_.uses.consume(consume, now);
+  if (!grant) {
+    if (grant.error() == Error::store_unavailable) ctx_.metrics.store_error();
+    co_return co_await reject(ex, outcome, grant.error());
+  }
+
+  UsageRecord record{.event_id = claims.jti,
+                     .use = grant->use,
+                     .server = ctx_.config.id,
+                     .iss = claims.iss,
+                     .sub = claims.sub,
+                     .model = body->model,
+                     .endpoint = endpoint,
+                     .stream = body->stream,
+                     .started_at_ms = unix_ms(),
+                     .request_sha256 = hex_sha256(req.body()),
+                     .ctx = claims.ctx};
+  co_await forward(ex, *body, *upstream, std::min(*cap, grant->granted_tokens), record, outcome);
+  record.finished_at_ms = unix_ms();
+
+  if (auto settled = ctx_.uses.settle(claims.iss, claims.jti, grant->granted_tokens,
+                                      record.usage.total(), unix_ms() / 1000);
+      !settled) {
+    // The reservation stays: the key's budget is under-used, never over-used.
+    ctx_.metrics.store_error();
+    spdlog::warn("settle failed for event {}: {}", claims.jti, to_string(settled.error()));
+  }
+  ctx_.metrics.tokens(record.model, record.usage);
+  ctx_.metrics.usage_record(record.status);
+  outcome.record = &record;
+  finish(outcome);
+  outcome.record = nullptr;
+  ctx_.usage.submit(std::move(record));
+}
+
+asio::awaitable<void> Gateway::forward(net::Exchange& ex, CompletionRequest& body,
+                                       const UpstreamConfig& upstream, std::int64_t max_tokens,
+                                       UsageRecord& record, Outcome& outcome) {
+  http::request<http::string_body> request{http::verb::post, endpoint_path(body.endpoint), 11};
+  request.set(http::field::content_type, "application/json");
+  request.set(http::field::accept, body.stream ? "text/event-stream" : "application/json");
+  if (!upstream.api_key.empty()) {
+    request.set(http::field::authorization, "Bearer " + upstream.api_key);
+  }
+  request.body() = body.upstream_body(max_tokens);
+
+  auto executor = co_await asio::this_coro::executor;
+  net::UpstreamCall call(ctx_.router.pool(upstream, executor));
+  const auto started = Clock::now();
+  // A client that goes away cancels the engine's work: its connection is closed.
+  ex.watch_disconnect([&call] { call.cancel(); });
+  if (auto failed = co_await call.send(request)) {
+    record.status = ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
+    if (!ex.client_gone()) co_await reject(ex, outcome, *failed);
+  } else if (body.stream && is_success(call.head().result_int())) {
+    co_await relay_stream(ex, call, body.client_wants_usage, record, outcome);
+  } else {
+    co_await relay_whole(ex, call, record, outcome);
+  }
+  co_await ex.stop_watching();
+  ctx_.metrics.upstream(std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+asio::awaitable<void> Gateway::relay_whole(net::Exchange& ex, net::UpstreamCall& call,
+                                           UsageRecord& record, Outcome& outcome) {
+  auto bytes = co_await call.read_all(kMaxUpstreamBody);
+  if (!bytes) {
+    record.status = ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
+    if (!ex.client_gone()) co_await reject(ex, outcome, bytes.error());
+    co_return;
+  }
+  const unsigned status = call.head().result_int();
+  if (!is_success(status)) {
+    record.status = UsageStatus::upstream_error;
+    if (!pass_through(status)) co_return co_await reject(ex, outcome, Error::upstream_error);
+    outcome.code = Error::upstream_error;
+    net::Response res = net::make_response(ex.request(), call.head().result(), std::move(*bytes));
+    co_return co_await reply(ex, outcome, std::move(res));
+  }
+  unsigned char arena[4096];
+  boost::json::monotonic_resource memory(arena, sizeof arena);
+  auto doc = parse_json(*bytes, {.max_bytes = kMaxUpstreamBody, .max_depth = 64}, &memory);
+  if (!doc || !doc->is_object()) {
+    record.status = UsageStatus::upstream_error;
+    co_return co_await reject(ex, outcome, Error::upstream_error);
+  }
+  if (auto usage = read_usage(doc->get_object())) {
+    record.usage = *usage;
+    record.usage_reported = true;
+  }
+  record.response_sha256 = hex_sha256(*bytes);
+  net::Response res = net::make_response(ex.request(), http::status::ok, std::move(*bytes));
+  res.set("x-dynaseal-event-id", record.event_id);
+  co_await reply(ex, outcome, std::move(res));
+  record.status = ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::ok;
+}
+
+asio::awaitable<void> Gateway::relay_stream(net::Exchange& ex, net::UpstreamCall& call,
+                                            bool client_wants_usage, UsageRecord& record,
+                                            Outcome& outcome) {
+  net::ResponseHead head{http::status::ok, 11};
+  head.set(http::field::content_type, "text/event-stream");
+  head.set(http::field::cache_control, "no-cache");
+  head.set("x-dynaseal-event-id", record.event_id);
+  outcome.status = 200;
+  StreamRelay relay(client_wants_usage);
+  Sha256Hasher hash;
+  std::string out;
+  bool sent = co_await ex.begin_stream(std::move(head));
+  std::optional<Error> broken;  // set when the engine's stream failed
+  while (sent) {
+    auto piece = co_await call.read_some();
+    if (!piece) {
+      if (!call.cancelled()) broken = piece.error();
+      break;
+    }
+    const bool more = !piece->empty();
+    if (more && !relay.feed(*piece, out)) broken = Error::upstream_error;
+    if (!more && !relay.complete()) broken = Error::upstream_error;  // truncated
+    if (broken) StreamRelay::append_error(out, *broken);
+    if (!out.empty()) {
+      hash.update(out);
+      sent = co_await ex.write(out);
+      out.clear();
+    }
+    if (!more || broken) break;
+  }
+  if (sent && !ex.client_gone()) sent = co_await ex.end_stream();
+  if (broken) call.cancel();  // the connection is in an unknown state: never reuse it
+
+  record.response_sha256 = to_hex(hash.finish());
+  if (relay.usage()) {
+    record.usage = *relay.usage();
+    record.usage_reported = true;
+  } else {
+    // Cut off before the engine reported usage: count one token per content chunk relayed.
+    record.usage = {0, relay.content_chunks()};
+  }
+  if (!sent || ex.client_gone()) {
+    record.status = UsageStatus::client_disconnected;
+  } else if (broken) {
+    record.status = UsageStatus::upstream_error;
+    outcome.code = *broken;
+  } else {
+    record.status = UsageStatus::ok;
+  }
+}
+
+}  // namespace dynaseal::server

@@ -1,0 +1,245 @@
+#include "server/config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <set>
+
+#include <toml++/toml.h>
+
+#include "store/key_file.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Typed access to one TOML table, naming `where` in every error.
+class Reader {
+ public:
+  Reader(const toml::table& table, std::string where) : table_(table), where_(std::move(where)) {}
+
+  void only(std::initializer_list<std::string_view> known) const {
+    for (const auto& [key, node] : table_) {
+      if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+        fail(std::string(key.str()), "unknown key");
+      }
+    }
+  }
+
+  std::string string(std::string_view key, std::string fallback) const {
+    const toml::node* n = table_.get(key);
+    if (n == nullptr) return fallback;
+    if (!n->is_string()) fail(key, "expected a string");
+    return n->as_string()->get();
+  }
+
+  std::string required(std::string_view key) const {
+    if (table_.get(key) == nullptr) fail(key, "is required");
+    std::string s = string(key, "");
+    if (s.empty()) fail(key, "must not be empty");
+    return s;
+  }
+
+  std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
+                       std::int64_t max) const {
+    const toml::node* n = table_.get(key);
+    if (n == nullptr) return fallback;
+    if (!n->is_integer()) fail(key, "expected an integer");
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    return v;
+  }
+
+  milliseconds seconds(std::string_view key, milliseconds fallback) const {
+    return milliseconds(integer(key, fallback.count() / 1000, 1, 86400) * 1000);
+  }
+
+  bool boolean(std::string_view key, bool fallback) const {
+    const toml::node* n = table_.get(key);
+    if (n == nullptr) return fallback;
+    if (!n->is_boolean()) fail(key, "expected true or false");
+    return n->as_boolean()->get();
+  }
+
+  std::vector<std::string> strings(std::string_view key) const {
+    const toml::node* n = table_.get(key);
+    if (n == nullptr || !n->is_array()) fail(key, "expected an array of strings");
+    std::vector<std::string> out;
+    for (const toml::node& e : *n->as_array()) {
+      if (!e.is_string() || e.as_string()->get().empty()) fail(key, "expected non-empty strings");
+      out.push_back(e.as_string()->get());
+    }
+    return out;
+  }
+
+  const toml::array* tables(std::string_view key) const {
+    const toml::node* n = table_.get(key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_array_of_tables()) fail(key, "expected [[" + std::string(key) + "]] tables");
+    return n->as_array();
+  }
+
+  [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
+    throw ConfigError((where_.empty() ? "" : where_ + ".") + std::string(key) + ": " +
+                      std::string(problem));
+  }
+
+ private:
+  const toml::table& table_;
+  std::string where_;
+};
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  const std::filesystem::path path(p);
+  return path.is_absolute() ? path : base / path;
+}
+
+UpstreamConfig read_upstream(const toml::table& t, std::size_t index) {
+  Reader r(t, "upstream[" + std::to_string(index) + "]");
+  r.only({"name", "url", "models", "api_key_env", "connect_timeout", "first_byte_timeout",
+          "idle_timeout", "total_timeout", "max_idle_connections", "verify_tls", "ca_file"});
+  UpstreamConfig u;
+  u.name = r.required("name");
+  u.url = r.required("url");
+  auto target = net::parse_upstream_url(u.url);
+  if (!target) r.fail("url", "expected http://host[:port][/path] or https://...");
+  u.target = *target;
+  u.models = r.strings("models");
+  if (u.models.empty()) r.fail("models", "must name at least one model");
+  u.api_key_env = r.string("api_key_env", "");
+  if (!u.api_key_env.empty()) {
+    const char* key = std::getenv(u.api_key_env.c_str());
+    if (key == nullptr || *key == '\0') {
+      r.fail("api_key_env", "environment variable " + u.api_key_env + " is not set");
+    }
+    u.api_key = key;
+  }
+  net::ClientOptions& o = u.client;
+  o.connect_timeout = r.seconds("connect_timeout", o.connect_timeout);
+  o.first_byte_timeout = r.seconds("first_byte_timeout", o.first_byte_timeout);
+  o.idle_timeout = r.seconds("idle_timeout", o.idle_timeout);
+  o.total_timeout = r.seconds("total_timeout", o.total_timeout);
+  o.max_idle_connections = static_cast<std::size_t>(
+      r.integer("max_idle_connections", static_cast<std::int64_t>(o.max_idle_connections), 0, 100000));
+  o.verify_tls = r.boolean("verify_tls", true);
+  o.ca_file = r.string("ca_file", "");
+  return u;
+}
+
+BackendConfig read_backend(const toml::table& t, std::size_t index,
+                           const std::filesystem::path& base) {
+  Reader r(t, "backend[" + std::to_string(index) + "]");
+  r.only({"id", "jwks", "callback_url"});
+  BackendConfig b;
+  b.id = r.required("id");
+  if (b.id.size() > kMaxIssBytes) r.fail("id", "longer than 256 bytes");
+  b.jwks_file = resolve(base, r.required("jwks"));
+  auto keys = store::read_jwks_file(b.jwks_file);
+  if (!keys) {
+    r.fail("jwks", std::string(to_string(keys.error())) + ": cannot use " + b.jwks_file.string());
+  }
+  b.keys = std::move(*keys);
+  b.callback_url = r.string("callback_url", "");
+  if (!b.callback_url.empty() && !net::parse_upstream_url(b.callback_url)) {
+    r.fail("callback_url", "expected an http:// or https:// URL");
+  }
+  return b;
+}
+
+void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& base) {
+  r.only({"id", "listen", "identity_key", "admin_token_file", "max_key_ttl", "leeway",
+          "max_body_bytes", "store", "store_max_entries", "db", "threads", "access_log",
+          "header_timeout", "idle_timeout", "body_timeout", "write_timeout", "max_connections",
+          "tls_certificate", "tls_private_key", "upstream", "backend"});
+  c.id = r.string("id", c.id);
+  if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
+  std::tie(c.listen_host, c.listen_port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
+  c.identity_key = resolve(base, r.string("identity_key", "server.jwk"));
+  c.admin_token_file = resolve(base, r.string("admin_token_file", "admin.token"));
+  c.policy.max_ttl = r.integer("max_key_ttl", 3600, 1, 7 * 86400);
+  c.policy.leeway = r.integer("leeway", 30, 0, 3600);
+  c.max_body_bytes = static_cast<std::size_t>(r.integer("max_body_bytes", 1 << 20, 1024, 64 << 20));
+  c.store = r.string("store", "memory");
+  if (c.store != "memory") r.fail("store", "only \"memory\" is supported by this build");
+  c.store_max_entries =
+      static_cast<std::size_t>(r.integer("store_max_entries", 1'000'000, 1000, 1'000'000'000));
+  c.db = r.string("db", "sqlite:server.db");
+  if (!c.db.starts_with("sqlite:")) r.fail("db", "expected sqlite:PATH");
+  c.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
+  c.access_log = r.boolean("access_log", true);
+  net::ServerOptions& h = c.http;
+  h.header_timeout = r.seconds("header_timeout", h.header_timeout);
+  h.idle_timeout = r.seconds("idle_timeout", h.idle_timeout);
+  h.body_timeout = r.seconds("body_timeout", h.body_timeout);
+  h.write_timeout = r.seconds("write_timeout", h.write_timeout);
+  h.max_connections = static_cast<std::size_t>(
+      r.integer("max_connections", static_cast<std::int64_t>(h.max_connections), 1, 10'000'000));
+  const std::string cert = r.string("tls_certificate", ""), key = r.string("tls_private_key", "");
+  if (cert.empty() != key.empty()) r.fail("tls_certificate", "needs tls_private_key too");
+  if (!cert.empty()) h.tls = net::TlsFiles{resolve(base, cert), resolve(base, key)};
+}
+
+}  // namespace
+
+std::pair<std::string, std::uint16_t> parse_listen(std::string_view text, std::string_view key) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    throw ConfigError(std::string(key) + ": expected host:port");
+  }
+  std::string host(text.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string_view port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    throw ConfigError(std::string(key) + ": invalid port in " + std::string(text));
+  }
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+ServerConfig parse_server_config(std::string_view text, const std::filesystem::path& base_dir) {
+  toml::table table;
+  try {
+    table = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError("line " + std::to_string(e.source().begin.line) + ": " +
+                      std::string(e.description()));
+  }
+  ServerConfig c;
+  const Reader top(table, "");
+  read_top(top, c, base_dir);
+  c.http.host = c.listen_host;
+  c.http.port = c.listen_port;
+  c.http.threads = c.threads;
+  c.http.max_body_bytes = c.max_body_bytes;
+
+  std::set<std::string> names, models, backend_ids;
+  if (const toml::array* ups = top.tables("upstream")) {
+    for (std::size_t i = 0; i < ups->size(); ++i) {
+      UpstreamConfig u = read_upstream(*ups->get(i)->as_table(), i);
+      if (!names.insert(u.name).second) top.fail("upstream", "two upstreams named " + u.name);
+      for (const auto& m : u.models) {
+        if (!models.insert(m).second) top.fail("upstream", "model " + m + " routed twice");
+      }
+      c.upstreams.push_back(std::move(u));
+    }
+  }
+  if (const toml::array* backends = top.tables("backend")) {
+    for (std::size_t i = 0; i < backends->size(); ++i) {
+      BackendConfig b = read_backend(*backends->get(i)->as_table(), i, base_dir);
+      if (!backend_ids.insert(b.id).second) top.fail("backend", "two backends with id " + b.id);
+      c.backends.push_back(std::move(b));
+    }
+  }
+  return c;
+}
+
+ServerConfig load_server_config(const std::filesystem::path& file) {
+  auto text = store::read_small_file(file, 1 << 20);
+  if (!text) throw ConfigError("cannot read " + file.string());
+  return parse_server_config(*text, std::filesystem::absolute(file).parent_path());
+}
+
+}  // namespace dynaseal::server

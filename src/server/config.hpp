@@ -1,0 +1,69 @@
+// The LLM server's configuration (DESIGN §11), read from TOML. Every key has a default;
+// unknown keys and wrong types are errors (a typo must not silently fall back to a default).
+// Relative paths are taken relative to the config file's directory.
+//
+//   ServerConfig config = load_server_config("server.toml");   // throws ConfigError
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/dynamic_key.hpp"
+#include "net/http_client.hpp"
+#include "net/http_server.hpp"
+
+namespace dynaseal::server {
+
+// A configuration that cannot be used; what() names the key and the problem.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::string url;
+  net::UpstreamTarget target;
+  std::vector<std::string> models;
+  std::string api_key_env;  // empty: no key sent
+  std::string api_key;      // read from api_key_env at load time; never logged
+  net::ClientOptions client;
+};
+
+struct BackendConfig {
+  std::string id;
+  std::filesystem::path jwks_file;
+  std::vector<PublicJwk> keys;
+  std::string callback_url;
+};
+
+struct ServerConfig {
+  std::string id = "llm-1";
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8000;
+  std::filesystem::path identity_key = "server.jwk";
+  std::filesystem::path admin_token_file = "admin.token";
+  VerifyPolicy policy;
+  std::size_t max_body_bytes = 1 << 20;
+  std::string store = "memory";
+  std::size_t store_max_entries = 1'000'000;
+  std::string db = "sqlite:server.db";
+  unsigned threads = 0;
+  bool access_log = true;
+  net::ServerOptions http;  // timeouts and limits of the listening side
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<BackendConfig> backends;
+};
+
+ServerConfig load_server_config(const std::filesystem::path& file);
+ServerConfig parse_server_config(std::string_view toml, const std::filesystem::path& base_dir);
+
+// "host:port" or "[v6]:port" -> host and port; throws ConfigError.
+std::pair<std::string, std::uint16_t> parse_listen(std::string_view text, std::string_view key);
+
+}  // namespace dynaseal::server

@@ -1,0 +1,86 @@
+// The LLM server's request handler: every endpoint of DESIGN §4.
+//
+// The completion path, in order: bearer -> verify (core) -> strict body -> scope -> route ->
+// consume a use and reserve budget (store) -> forward (max_tokens rewritten, usage requested on
+// streams, the engine's own key; the client's Authorization never leaves) -> relay (streams
+// event by event) -> settle the budget -> one usage record to the sink. Nothing before the
+// consume has side effects; after it, exactly one usage record is produced whatever happens.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "net/http_client.hpp"
+#include "net/http_server.hpp"
+#include "server/backend_registry.hpp"
+#include "server/completion_request.hpp"
+#include "server/config.hpp"
+#include "server/metrics.hpp"
+#include "server/router.hpp"
+#include "server/usage.hpp"
+#include "store/use_store.hpp"
+
+namespace dynaseal::server {
+
+struct GatewayContext {
+  const ServerConfig& config;
+  BackendRegistry& backends;
+  store::UseStore& uses;
+  Router& router;
+  UsageSink& usage;
+  Metrics& metrics;
+  std::string admin_token;
+  std::string well_known;                       // the /.well-known/dynaseal document
+  std::function<std::size_t()> open_connections;  // for /metrics
+};
+
+class Gateway {
+ public:
+  explicit Gateway(GatewayContext context);
+
+  // The net::Handler: answers one request.
+  net::asio::awaitable<void> handle(net::Exchange& ex);
+
+ private:
+  // What a request ended as, for metrics and the access log.
+  struct Outcome {
+    Route route = Route::other;
+    unsigned status = 200;
+    std::optional<Error> code;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    const UsageRecord* record = nullptr;
+    bool recorded = false;  // finish() ran
+  };
+
+  net::asio::awaitable<void> completions(net::Exchange& ex, Endpoint endpoint, Outcome& outcome);
+  net::asio::awaitable<void> forward(net::Exchange& ex, CompletionRequest& body,
+                                     const UpstreamConfig& upstream, std::int64_t max_tokens,
+                                     UsageRecord& record, Outcome& outcome);
+  net::asio::awaitable<void> relay_whole(net::Exchange& ex, net::UpstreamCall& call,
+                                         UsageRecord& record, Outcome& outcome);
+  net::asio::awaitable<void> relay_stream(net::Exchange& ex, net::UpstreamCall& call,
+                                          bool client_wants_usage, UsageRecord& record,
+                                          Outcome& outcome);
+  net::asio::awaitable<void> models(net::Exchange& ex, Outcome& outcome);
+  net::asio::awaitable<void> ready(net::Exchange& ex, Outcome& outcome);
+  net::asio::awaitable<void> admin(net::Exchange& ex, Outcome& outcome);
+  net::asio::awaitable<void> admin_done(net::Exchange& ex, Outcome& outcome, Result<void> result,
+                                        net::http::status status);
+
+  // Send a response and note its status (and error code) in `outcome`.
+  net::asio::awaitable<void> reject(net::Exchange& ex, Outcome& outcome, Error e);
+  net::asio::awaitable<void> reply(net::Exchange& ex, Outcome& outcome, net::Response res);
+  // Metrics and the access log, once per request.
+  void finish(Outcome& outcome);
+
+  GatewayContext ctx_;
+};
+
+// The bearer token of an Authorization header, or nothing.
+std::optional<std::string_view> bearer_token(const net::Request& req);
+
+std::int64_t unix_ms();
+
+}  // namespace dynaseal::server

@@ -1,0 +1,40 @@
+// Routes a model to the upstream engine that serves it, and hands out connection pools.
+//
+// Pools are per worker thread (net::UpstreamPool is single-threaded), created on first use and
+// kept for the life of the thread, so forwarding takes no lock.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "net/http_client.hpp"
+#include "server/config.hpp"
+
+namespace dynaseal::server {
+
+class Router {
+ public:
+  explicit Router(std::vector<UpstreamConfig> upstreams);
+
+  // The upstream serving `model`, or nullptr.
+  const UpstreamConfig* route(std::string_view model) const;
+  // This thread's pool for `upstream` (which must come from route()).
+  net::UpstreamPool& pool(const UpstreamConfig& upstream, const boost::asio::any_io_executor& ex);
+  const std::vector<UpstreamConfig>& upstreams() const { return upstreams_; }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<UpstreamConfig> upstreams_;
+  std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> by_model_;
+  std::uint64_t generation_;  // never reused, so a thread's pools belong to one router
+};
+
+}  // namespace dynaseal::server

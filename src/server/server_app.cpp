@@ -1,0 +1,160 @@
+#include "server/server_app.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/base64url.hpp"
+#include "core/jwk.hpp"
+#include "server/gateway.hpp"
+#include "server/http_errors.hpp"
+#include "store/key_file.hpp"
+#include "store/memory_use_store.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+SigningKey load_or_create_identity(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) {
+    SigningKey key = SigningKey::generate();
+    if (!store::write_private_key_file(path, key)) {
+      throw ConfigError("identity_key: cannot create " + path.string());
+    }
+    spdlog::info("created identity key {} (kid {})", path.string(), jwk_thumbprint(key.public_key()));
+    return key;
+  }
+  auto key = store::read_private_key_file(path);
+  if (!key) {
+    throw ConfigError("identity_key: " + std::string(to_string(key.error())) + ": " +
+                      std::string(describe(key.error())) + " (" + path.string() + ")");
+  }
+  return *key;
+}
+
+std::string load_or_create_admin_token(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) {
+    std::array<std::uint8_t, 32> bytes;
+    random_bytes(bytes);
+    const std::string token = base64url_encode(bytes);
+    if (!store::write_new_secret_file(path, token + "\n")) {
+      throw ConfigError("admin_token_file: cannot create " + path.string());
+    }
+    spdlog::info("created admin token file {}", path.string());
+    return token;
+  }
+  auto text = store::read_small_file(path, 4096);
+  if (!text) throw ConfigError("admin_token_file: cannot read " + path.string());
+  std::string token = *text;
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.size() < 16) throw ConfigError("admin_token_file: token shorter than 16 characters");
+  return token;
+}
+
+std::string well_known_json(const ServerConfig& c, const SigningKey& identity) {
+  boost::json::object doc;
+  doc["id"] = c.id;
+  doc["version"] = "0.1.0";
+  doc["jwks"] = boost::json::parse(jwks_json({make_public_jwk(identity.public_key())}));
+  doc["features"] = boost::json::array{"dynamic_keys", "streaming"};
+  doc["max_key_ttl"] = c.policy.max_ttl;
+  doc["leeway"] = c.policy.leeway;
+  return boost::json::serialize(doc);
+}
+
+std::vector<std::string> all_models(const ServerConfig& c) {
+  std::vector<std::string> models;
+  for (const auto& u : c.upstreams) models.insert(models.end(), u.models.begin(), u.models.end());
+  return models;
+}
+
+}  // namespace
+
+struct ServerApp::Impl {
+  ServerConfig config;
+  SigningKey identity;
+  BackendRegistry backends;
+  store::MemoryUseStore uses;
+  Router router;
+  Metrics metrics;
+  LogUsageSink usage;
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<net::HttpServer> http;
+  // Expired use-store entries are dropped by a sweeper thread, off the request path.
+  std::thread sweeper;
+  std::mutex sweep_mutex;
+  std::condition_variable sweep_wake;
+  bool stopping = false;
+
+  explicit Impl(ServerConfig c)
+      : config(std::move(c)),
+        identity(load_or_create_identity(config.identity_key)),
+        uses({.max_entries = config.store_max_entries}),
+        router(config.upstreams),
+        metrics(all_models(config)) {}
+
+  void sweep_loop() {
+    std::unique_lock lock(sweep_mutex);
+    while (!sweep_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
+      uses.sweep(unix_ms() / 1000);
+    }
+  }
+};
+
+ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
+  Impl& i = *impl_;
+  for (const BackendConfig& b : i.config.backends) {
+    if (!i.backends.add({b.id, b.keys, b.callback_url})) throw ConfigError("backend: duplicate id");
+  }
+  GatewayContext ctx{.config = i.config,
+                     .backends = i.backends,
+                     .uses = i.uses,
+                     .router = i.router,
+                     .usage = i.usage,
+                     .metrics = i.metrics,
+                     .admin_token = load_or_create_admin_token(i.config.admin_token_file),
+                     .well_known = well_known_json(i.config, i.identity),
+                     .open_connections = [&i] { return i.http ? i.http->open_connections() : 0; }};
+  i.gateway = std::make_unique<Gateway>(std::move(ctx));
+  net::Rejecter reject = [](Error e, net::http::status status) {
+    net::Response res{status, 11};
+    res.set(net::http::field::content_type, "application/json");
+    res.body() = error_body(e);
+    return res;
+  };
+  Gateway& gateway = *i.gateway;
+  i.http = std::make_unique<net::HttpServer>(
+      i.config.http, [&gateway](net::Exchange& ex) { return gateway.handle(ex); },
+      std::move(reject));
+}
+
+ServerApp::~ServerApp() {
+  stop(std::chrono::milliseconds(0));
+  wait();
+}
+
+std::uint16_t ServerApp::port() const { return impl_->http->port(); }
+
+void ServerApp::start() {
+  impl_->http->start();
+  impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
+}
+
+void ServerApp::stop(std::chrono::milliseconds grace) {
+  impl_->http->stop(grace);
+  {
+    std::lock_guard lock(impl_->sweep_mutex);
+    impl_->stopping = true;
+  }
+  impl_->sweep_wake.notify_all();
+}
+
+void ServerApp::wait() {
+  impl_->http->wait();
+  if (impl_->sweeper.joinable()) impl_->sweeper.join();
+}
+
+}  // namespace dynaseal::server

@@ -1,0 +1,72 @@
+// What the server reports for every consumed use (DESIGN §5): the usage record, and the sink
+// it is handed to. Until the durable callback outbox exists, the sink logs and counts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "core/scope.hpp"
+
+namespace dynaseal::server {
+
+struct TokenUsage {
+  std::int64_t prompt = 0;
+  std::int64_t completion = 0;
+  std::int64_t total() const { return prompt + completion; }
+};
+
+// Reads {"usage":{"prompt_tokens":..,"completion_tokens":..}} from an OpenAI response or
+// chunk; nothing when absent, null or malformed.
+std::optional<TokenUsage> read_usage(const boost::json::object& response);
+
+enum class UsageStatus { ok, upstream_error, client_disconnected, interrupted };
+std::string_view to_string(UsageStatus s);
+
+struct UsageRecord {
+  std::string event_id{};  // the key's jti
+  std::int64_t use = 0;
+  std::string server{};
+  std::string iss{};
+  std::string sub{};
+  std::string model{};
+  Endpoint endpoint = Endpoint::chat_completions;
+  bool stream = false;
+  UsageStatus status = UsageStatus::ok;
+  TokenUsage usage{};
+  bool usage_reported = false;  // false: counted by the gateway (engine cut off before usage)
+  std::int64_t started_at_ms = 0;
+  std::int64_t finished_at_ms = 0;
+  std::string request_sha256{};   // hex, of the client's request body
+  std::string response_sha256{};  // hex, of the body bytes sent to the client
+  std::optional<std::string> ctx{};
+};
+
+// The DESIGN §5 callback body for a record.
+std::string usage_event_json(const UsageRecord& r);
+
+// RFC 3339 UTC with milliseconds: 2026-11-21T05:36:48.123Z
+std::string rfc3339(std::int64_t unix_ms);
+
+// Receives every record exactly once, from any worker thread. Must not block.
+class UsageSink {
+ public:
+  virtual ~UsageSink() = default;
+  virtual void submit(UsageRecord record) = 0;
+};
+
+// Logs each record as one JSON line and counts them: the sink until the outbox lands.
+class LogUsageSink final : public UsageSink {
+ public:
+  void submit(UsageRecord record) override;
+  std::uint64_t submitted() const { return submitted_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> submitted_{0};
+};
+
+}  // namespace dynaseal::server

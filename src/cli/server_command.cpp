@@ -1,11 +1,11 @@
 // dynaseal server --config FILE: the LLM server, until SIGTERM or SIGINT.
 
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <iostream>
 #include <memory>
-
-#include <spdlog/spdlog.h>
 
 #include "cli/app.hpp"
 #include "server/server_app.hpp"
@@ -19,6 +19,9 @@ struct ServerArgs {
 };
 
 int serve(const ServerArgs& args) {
+  // Logs (one JSON access line per request, usage records) go to stderr; stdout carries only
+  // the listening line that scripts wait for.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("dynaseal"));
   // Worker threads inherit this mask, so the signals reach only the sigwait below.
   sigset_t signals;
   sigemptyset(&signals);

@@ -1,0 +1,110 @@
+#include "server/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_ / "acme.jwks.json") << public_jwk_json(SigningKey::generate().public_key());
+  }
+  ServerConfig parse(const std::string& text) { return parse_server_config(text, dir_.path()); }
+  std::string error_of(const std::string& text) {
+    try {
+      parse(text);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(ServerConfigTest, AppliesDefaultsToAnEmptyFile) {
+  const ServerConfig c = parse("");
+  EXPECT_EQ(c.id, "llm-1");
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8000);
+  EXPECT_EQ(c.policy.max_ttl, 3600);
+  EXPECT_EQ(c.policy.leeway, 30);
+  EXPECT_EQ(c.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c.store, "memory");
+  EXPECT_EQ(c.identity_key, dir_ / "server.jwk");
+  EXPECT_TRUE(c.upstreams.empty());
+}
+
+TEST_F(ServerConfigTest, ReadsTheDesignExample) {
+  ::setenv("DYNASEAL_TEST_ENGINE_KEY", "sk-test", 1);
+  const ServerConfig c = parse(R"(
+id = "llm-1"
+listen = "127.0.0.1:8000"
+identity_key = "server.jwk"
+admin_token_file = "admin.token"
+max_key_ttl = 3600
+leeway = 30
+max_body_bytes = 1048576
+store = "memory"
+db = "sqlite:server.db"
+
+[[upstream]]
+name = "local"
+url = "https://engine.example:8443/openai/"
+models = ["demo", "big"]
+api_key_env = "DYNASEAL_TEST_ENGINE_KEY"
+first_byte_timeout = 5
+
+[[backend]]
+id = "acme"
+jwks = "acme.jwks.json"
+callback_url = "http://127.0.0.1:9000/v1/callbacks/usage"
+)");
+  ASSERT_EQ(c.upstreams.size(), 1u);
+  const UpstreamConfig& u = c.upstreams[0];
+  EXPECT_TRUE(u.target.tls);
+  EXPECT_EQ(u.target.host, "engine.example");
+  EXPECT_EQ(u.target.port, "8443");
+  EXPECT_EQ(u.target.base_path, "/openai");
+  EXPECT_EQ(u.api_key, "sk-test");
+  EXPECT_EQ(u.client.first_byte_timeout, std::chrono::seconds(5));
+  ASSERT_EQ(c.backends.size(), 1u);
+  EXPECT_EQ(c.backends[0].keys.size(), 1u);
+}
+
+TEST_F(ServerConfigTest, NamesTheKeyOfEveryMistake) {
+  EXPECT_EQ(error_of("idd = \"x\""), "idd: unknown key");
+  EXPECT_EQ(error_of("leeway = \"30\""), "leeway: expected an integer");
+  EXPECT_EQ(error_of("leeway = 99999"), "leeway: must be between 0 and 3600");
+  EXPECT_EQ(error_of("listen = \"nohost\""), "listen: expected host:port");
+  EXPECT_EQ(error_of("listen = \"127.0.0.1:99999\""), "listen: invalid port in 127.0.0.1:99999");
+  EXPECT_EQ(error_of("store = \"redis://x\""), "store: only \"memory\" is supported by this build");
+  EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\nmodels = [\"m\"]"),
+            "upstream[0].url: expected http://host[:port][/path] or https://...");
+  EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nmodels = []"),
+            "upstream[0].models: must name at least one model");
+  EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nmodels = [\"m\"]\n"
+                     "api_key_env = \"DYNASEAL_SURELY_UNSET\""),
+            "upstream[0].api_key_env: environment variable DYNASEAL_SURELY_UNSET is not set");
+  EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nmodels = [\"m\"]\n"
+                     "[[upstream]]\nname = \"b\"\nurl = \"http://y\"\nmodels = [\"m\"]"),
+            "upstream: model m routed twice");
+  EXPECT_EQ(error_of("[[backend]]\nid = \"acme\"\njwks = \"missing.json\""),
+            "backend[0].jwks: io_error: cannot use " + (dir_ / "missing.json").string());
+  EXPECT_NE(error_of("id = "), "no error");  // TOML syntax
+}
+
+TEST_F(ServerConfigTest, ParsesListenAddresses) {
+  EXPECT_EQ(parse_listen("0.0.0.0:80", "listen"), std::make_pair(std::string("0.0.0.0"), std::uint16_t{80}));
+  EXPECT_EQ(parse_listen("[::1]:8000", "listen"), std::make_pair(std::string("::1"), std::uint16_t{8000}));
+  EXPECT_THROW(parse_listen(":80", "listen"), ConfigError);
+  EXPECT_THROW(parse_listen("host:8x", "listen"), ConfigError);
+}
+
+}  // namespace
+}  // namespace dynaseal::server

@@ -38,7 +38,7 @@ std::string read_token(const std::string& arg) {
 struct MintOptions {
   std::string key_file, iss, sub, jti, ctx;
   std::vector<std::string> aud, models, endpoints;
-  std::int64_t max_tokens = 0, uses = 1, budget = 0, ttl = 300;
+  std::int64_t max_tokens = 0, uses = 1, budget = 0, ttl = 300, count = 1;
   bool no_stream = false;
 };
 
@@ -73,9 +73,16 @@ int mint(const MintOptions& o) {
     }
   }
   if (!o.ctx.empty()) c.ctx = o.ctx;
-  auto token = mint_key(c, *key);
-  if (!token) return fail(token.error());
-  std::cout << *token << '\n';
+  // --count N: N keys, one per line, each with its own fresh jti (for load tests).
+  std::string out;
+  for (std::int64_t i = 0; i < o.count; ++i) {
+    if (i > 0) c.jti = random_jti();
+    auto token = mint_key(c, *key);
+    if (!token) return fail(token.error());
+    out += *token;
+    out += '\n';
+  }
+  std::cout << out << std::flush;
   return kExitOk;
 }
 
@@ -138,6 +145,9 @@ void add_key_commands(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"chat.completions", "completions"}));
   mint_cmd->add_option("--ctx", m->ctx, "opaque context echoed in callbacks (<= 1 KiB)");
   mint_cmd->add_option("--jti", m->jti, "event id (default: 128 random bits)");
+  mint_cmd->add_option("--count", m->count, "mint N keys, one per line, each with a fresh jti")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}));
   mint_cmd->callback([&exit_code, m] { exit_code = mint(*m); });
 
   auto token = std::make_shared<std::string>();

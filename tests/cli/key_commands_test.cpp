@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <boost/json/parse.hpp>
+#include <set>
+#include <sstream>
 
 #include "core/jwk.hpp"
 #include "test_support.hpp"
@@ -91,6 +93,20 @@ TEST_F(KeyCommands, MintPrintsOneLineThatVerifies) {
   EXPECT_EQ(claims.at("dks").at("uses").as_int64(), 3);
   EXPECT_EQ(claims.at("dks").at("budget").as_int64(), 900);
   EXPECT_EQ(claims.at("ctx").as_string(), "order-7");
+}
+
+TEST_F(KeyCommands, MintCountPrintsDistinctKeysOnePerLine) {
+  const std::string pub = keygen("k.jwk");
+  Outcome m = mint("k.jwk", {"--count", "5"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  std::set<std::string> jtis;
+  std::istringstream lines(m.out);
+  for (std::string token; std::getline(lines, token);) {
+    Outcome v = run({"key", "verify", "--jwks", pub, "--iss", "acme", "--aud", "llm-1", token});
+    ASSERT_EQ(v.exit_code, 0) << v.err;
+    jtis.insert(std::string(boost::json::parse(v.out).at("jti").as_string()));
+  }
+  EXPECT_EQ(jtis.size(), 5u);
 }
 
 TEST_F(KeyCommands, VerifyReadsTheTokenFromStdin) {

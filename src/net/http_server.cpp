@@ -1,10 +1,5 @@
 #include "net/http_server.hpp"
 
-#include <list>
-#include <system_error>
-#include <thread>
-#include <unordered_set>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,6 +16,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <list>
+#include <system_error>
+#include <thread>
+#include <unordered_set>
 
 namespace dynaseal::net {
 namespace {
@@ -195,7 +194,8 @@ class Session final : public Exchange, public Connection {
   // request (pipelining); EOF or an error other than our own cancel means the client left.
   asio::awaitable<void> watch() {
     while (watching_ && buffer_.size() < options().max_header_bytes) {
-      auto [ec, n] = co_await lowest().async_read_some(buffer_.prepare(kWatchReadBytes), kNoThrow);
+      // Through the stream itself: under TLS, raw TCP bytes belong to the TLS layer.
+      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kWatchReadBytes), kNoThrow);
       buffer_.commit(n);
       if (!ec) continue;
       if (ec != asio::error::operation_aborted && watching_) {

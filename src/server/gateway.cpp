@@ -1,12 +1,10 @@
 #include "server/gateway.hpp"
 
-#include <cmath>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
-#include <spdlog/spdlog.h>
-
 #include "core/dynamic_key.hpp"
 #include "server/http_errors.hpp"
 
@@ -45,8 +43,8 @@ std::string models_json(const std::vector<std::string>& models, const Router& ro
   for (const std::string& model : models) {
     const UpstreamConfig* up = router.route(model);
     if (up == nullptr) continue;
-    data.push_back(json::object{{"id", model}, {"object", "model"}, {"created", 0},
-                                {"owned_by", up->name}});
+    data.push_back(
+        json::object{{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", up->name}});
   }
   return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
@@ -71,7 +69,8 @@ net::asio::awaitable<void> Gateway::handle(net::Exchange& ex) {
   if (path == "/v1/chat/completions" || path == "/v1/completions") {
     const Endpoint endpoint =
         path == "/v1/completions" ? Endpoint::completions : Endpoint::chat_completions;
-    outcome.route = endpoint == Endpoint::completions ? Route::completions : Route::chat_completions;
+    outcome.route =
+        endpoint == Endpoint::completions ? Route::completions : Route::chat_completions;
     if (post) {
       co_await completions(ex, endpoint, outcome);
     } else {
@@ -90,10 +89,10 @@ net::asio::awaitable<void> Gateway::handle(net::Exchange& ex) {
   } else if (path == "/readyz" && get) {
     co_await ready(ex, outcome);
   } else if (path == "/metrics" && get) {
-    co_await reply(ex, outcome,
-                   net::make_response(req, http::status::ok,
-                                      ctx_.metrics.render(ctx_.open_connections()),
-                                      "text/plain; version=0.0.4"));
+    co_await reply(
+        ex, outcome,
+        net::make_response(req, http::status::ok, ctx_.metrics.render(ctx_.open_connections()),
+                           "text/plain; version=0.0.4"));
   } else {
     co_await reject(ex, outcome, Error::not_found);
   }
@@ -105,8 +104,8 @@ net::asio::awaitable<void> Gateway::models(net::Exchange& ex, Outcome& outcome) 
   auto token = bearer_token(ex.request());
   if (!token) co_return co_await reject(ex, outcome, Error::token_missing);
   auto snapshot = ctx_.backends.snapshot();
-  auto key = verify_key(*token, snapshot->issuers, ctx_.config.id, unix_ms() / 1000,
-                        ctx_.config.policy);
+  auto key =
+      verify_key(*token, snapshot->issuers, ctx_.config.id, unix_ms() / 1000, ctx_.config.policy);
   if (!key) co_return co_await reject(ex, outcome, key.error());
   const std::string body = models_json(key->claims.dks.models, ctx_.router);
   co_await reply(ex, outcome, net::make_response(ex.request(), http::status::ok, body));
@@ -131,10 +130,10 @@ net::asio::awaitable<void> Gateway::ready(net::Exchange& ex, Outcome& outcome) {
     upstreams[u.name] = up;
     all = all && up;
   }
-  co_await reply(ex, outcome,
-                 net::make_response(ex.request(),
-                                    all ? http::status::ok : http::status::service_unavailable,
-                                    ready_json(all, store_ok, std::move(upstreams))));
+  co_await reply(
+      ex, outcome,
+      net::make_response(ex.request(), all ? http::status::ok : http::status::service_unavailable,
+                         ready_json(all, store_ok, std::move(upstreams))));
 }
 
 net::asio::awaitable<void> Gateway::reject(net::Exchange& ex, Outcome& outcome, Error e) {
@@ -160,7 +159,7 @@ void Gateway::finish(Outcome& o) {
   json::object line{{"endpoint", to_string(o.route)},
                     {"status", o.status},
                     {"code", o.code ? to_string(*o.code) : "ok"},
-                    {"ms", std::round(seconds * 1e4) / 10}};
+                    {"us", static_cast<std::int64_t>(seconds * 1e6)}};
   if (const UsageRecord* r = o.record) {
     line["event_id"] = r->event_id;
     line["use"] = r->use;

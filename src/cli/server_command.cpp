@@ -1,6 +1,7 @@
 // dynaseal server --config FILE: the LLM server, until SIGTERM or SIGINT.
 
 #include <signal.h>
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -20,8 +21,12 @@ struct ServerArgs {
 
 int serve(const ServerArgs& args) {
   // Logs (one JSON access line per request, usage records) go to stderr; stdout carries only
-  // the listening line that scripts wait for.
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("dynaseal"));
+  // the listening line that scripts wait for. Workers format a line and queue it; one thread
+  // writes. A full queue blocks rather than drops: usage lines must not be lost.
+  spdlog::init_thread_pool(16384, 1);
+  spdlog::set_default_logger(std::make_shared<spdlog::async_logger>(
+      "dynaseal", std::make_shared<spdlog::sinks::stderr_sink_mt>(), spdlog::thread_pool(),
+      spdlog::async_overflow_policy::block));
   // Worker threads inherit this mask, so the signals reach only the sigwait below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -43,6 +48,7 @@ int serve(const ServerArgs& args) {
   spdlog::info("signal {}: stopping (grace {} s)", received, args.grace_seconds);
   app->stop(std::chrono::seconds(args.grace_seconds));
   app->wait();
+  spdlog::shutdown();  // flushes the queue
   return kExitOk;
 }
 

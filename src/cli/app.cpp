@@ -17,6 +17,8 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "dynaseal 0.1.0");
   int exit_code = kExitOk;
   add_key_commands(app, exit_code);
+  add_engine_command(app, exit_code);
+  add_server_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -24,5 +24,7 @@ int fail(Error e, std::string_view detail = {});
 
 // Each role adds its subcommands; the callback stores the exit code in `exit_code`.
 void add_key_commands(CLI::App& app, int& exit_code);
+void add_engine_command(CLI::App& app, int& exit_code);
+void add_server_command(CLI::App& app, int& exit_code);
 
 }  // namespace dynaseal::cli

@@ -1,8 +1,9 @@
 // The completion path of the Gateway: verify, scope, consume, forward, relay, report.
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/monotonic_resource.hpp>
-#include <spdlog/spdlog.h>
 
 #include "core/crypto.hpp"
 #include "core/dynamic_key.hpp"
@@ -31,8 +32,7 @@ bool pass_through(unsigned status) { return status >= 400 && status < 500; }
 
 }  // namespace
 
-asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
-                                           Outcome& outcome) {
+asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint, Outcome& outcome) {
   const net::Request& req = ex.request();
   auto token = bearer_token(req);
   if (!token) co_return co_await reject(ex, outcome, Error::token_missing);
@@ -109,7 +109,8 @@ asio::awaitable<void> Gateway::forward(net::Exchange& ex, CompletionRequest& bod
   // A client that goes away cancels the engine's work: its connection is closed.
   ex.watch_disconnect([&call] { call.cancel(); });
   if (auto failed = co_await call.send(request)) {
-    record.status = ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
+    record.status =
+        ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
     if (!ex.client_gone()) co_await reject(ex, outcome, *failed);
   } else if (body.stream && is_success(call.head().result_int())) {
     co_await relay_stream(ex, call, body.client_wants_usage, record, outcome);
@@ -124,7 +125,8 @@ asio::awaitable<void> Gateway::relay_whole(net::Exchange& ex, net::UpstreamCall&
                                            UsageRecord& record, Outcome& outcome) {
   auto bytes = co_await call.read_all(kMaxUpstreamBody);
   if (!bytes) {
-    record.status = ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
+    record.status =
+        ex.client_gone() ? UsageStatus::client_disconnected : UsageStatus::upstream_error;
     if (!ex.client_gone()) co_await reject(ex, outcome, bytes.error());
     co_return;
   }
@@ -169,13 +171,15 @@ asio::awaitable<void> Gateway::relay_stream(net::Exchange& ex, net::UpstreamCall
   std::optional<Error> broken;  // set when the engine's stream failed
   while (sent) {
     auto piece = co_await call.read_some();
+    if (!piece && call.cancelled()) break;  // the client left; nothing more to send
+    const bool more = piece && !piece->empty();
     if (!piece) {
-      if (!call.cancelled()) broken = piece.error();
-      break;
+      broken = piece.error();  // reset, timeout: the engine's stream died mid-way
+    } else if (more && !relay.feed(*piece, out)) {
+      broken = Error::upstream_error;
+    } else if (!more && !relay.complete()) {
+      broken = Error::upstream_error;  // ended cleanly, but without [DONE]: truncated
     }
-    const bool more = !piece->empty();
-    if (more && !relay.feed(*piece, out)) broken = Error::upstream_error;
-    if (!more && !relay.complete()) broken = Error::upstream_error;  // truncated
     if (broken) StreamRelay::append_error(out, *broken);
     if (!out.empty()) {
       hash.update(out);

@@ -9,6 +9,19 @@ int fail(Error e, std::string_view detail) {
   return kExitFailed;
 }
 
+StopSignals::StopSignals() {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+}
+
+int StopSignals::wait() {
+  int received = 0;
+  sigwait(&set_, &received);
+  return received;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "Dynaseal: short-lived, scoped, signed keys for calling LLMs from edge devices.\n"

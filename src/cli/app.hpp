@@ -5,6 +5,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
+
 #include <string_view>
 
 #include "core/error.hpp"
@@ -21,6 +23,17 @@ int run(int argc, char** argv);
 // Prints `error: <code>: <detail>` (or the error's description when detail is empty) to
 // stderr and returns kExitFailed.
 int fail(Error e, std::string_view detail = {});
+
+// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it starts afterwards:
+// construct it before starting workers, then wait() returns the signal that arrived.
+class StopSignals {
+ public:
+  StopSignals();
+  int wait();
+
+ private:
+  sigset_t set_;
+};
 
 // Each role adds its subcommands; the callback stores the exit code in `exit_code`.
 void add_key_commands(CLI::App& app, int& exit_code);

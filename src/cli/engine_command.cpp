@@ -2,7 +2,6 @@
 // tests and benchmarks. See docs/engine.md.
 
 #include <pthread.h>
-#include <signal.h>
 
 #include <charconv>
 #include <cstdint>
@@ -81,13 +80,7 @@ int run_engine(const EngineArgs& a) {
   options.host = addr.host;
   options.port = addr.port;
   options.threads = a.threads;
-  // Blocked before any worker thread exists, so every thread inherits the mask and the two
-  // signals reach only the sigwait below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  StopSignals signals;  // before any worker thread exists
   std::unique_ptr<net::HttpServer> server;
   try {
     server = std::make_unique<net::HttpServer>(options, service.handler(),
@@ -98,8 +91,7 @@ int run_engine(const EngineArgs& a) {
   server->start();
   std::cout << "engine listening on http://" << url_host(addr.host) << ':' << server->port()
             << std::endl;  // flushed: tests and scripts read the port from this line
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  signals.wait();
   server->stop(kStopGrace);
   server->wait();
   return kExitOk;

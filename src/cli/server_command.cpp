@@ -27,12 +27,7 @@ int serve(const ServerArgs& args) {
   spdlog::set_default_logger(std::make_shared<spdlog::async_logger>(
       "dynaseal", std::make_shared<spdlog::sinks::stderr_sink_mt>(), spdlog::thread_pool(),
       spdlog::async_overflow_policy::block));
-  // Worker threads inherit this mask, so the signals reach only the sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  StopSignals signals;  // before any worker thread exists
   std::unique_ptr<server::ServerApp> app;
   try {
     app = std::make_unique<server::ServerApp>(server::load_server_config(args.config));
@@ -43,8 +38,7 @@ int serve(const ServerArgs& args) {
   }
   app->start();
   std::cout << "server listening on port " << app->port() << std::endl;
-  int received = 0;
-  sigwait(&signals, &received);
+  const int received = signals.wait();
   spdlog::info("signal {}: stopping (grace {} s)", received, args.grace_seconds);
   app->stop(std::chrono::seconds(args.grace_seconds));
   app->wait();

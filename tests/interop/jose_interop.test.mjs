@@ -12,28 +12,14 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+import { BIN, requirePackage } from './prerequisites.mjs';
+
 
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 
-const BIN = process.env.DYNASEAL_BIN;
-if (!BIN) {
-  throw new Error('DYNASEAL_BIN is not set: point it at the built dynaseal executable ' +
-                  '(e.g. build/src/cli/dynaseal)');
-}
-try {
-  fs.accessSync(BIN, fs.constants.X_OK);
-} catch {
-  throw new Error(`DYNASEAL_BIN=${BIN} is not an executable file`);
-}
-if (!fs.existsSync(path.join(here, 'node_modules', 'jose', 'package.json'))) {
-  throw new Error(`jose is not installed in ${here}/node_modules: run scripts/install-interop-deps ` +
-                  '(npm ci) first');
-}
-const jose = await import('jose');
+const jose = await requirePackage('jose');
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

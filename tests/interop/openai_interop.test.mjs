@@ -13,28 +13,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+import { BIN, requirePackage } from './prerequisites.mjs';
+
 
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 
-const BIN = process.env.DYNASEAL_BIN;
-if (!BIN) {
-  throw new Error('DYNASEAL_BIN is not set: point it at the built dynaseal executable ' +
-                  '(e.g. build/src/cli/dynaseal)');
-}
-try {
-  fs.accessSync(BIN, fs.constants.X_OK);
-} catch {
-  throw new Error(`DYNASEAL_BIN=${BIN} is not an executable file`);
-}
-if (!fs.existsSync(path.join(here, 'node_modules', 'openai', 'package.json'))) {
-  throw new Error(`openai is not installed in ${here}/node_modules: run ` +
-                  'scripts/install-interop-deps (npm ci) first');
-}
-const { default: OpenAI } = await import('openai');
+const { default: OpenAI } = await requirePackage('openai');
 
 // ---------------------------------------------------------------------------------------------
 // Child processes

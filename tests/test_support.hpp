@@ -1,7 +1,6 @@
 // Helpers shared by the test suites: the public vectors folder and file reading.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <cstdlib>
@@ -11,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace dynaseal::testing {
 

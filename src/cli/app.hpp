@@ -4,10 +4,11 @@
 // `error: <code>: <message>` as the first line on stderr; 2 a usage error.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <signal.h>
 
 #include <string_view>
+
+#include <CLI/CLI.hpp>
 
 #include "core/error.hpp"
 

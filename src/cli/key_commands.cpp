@@ -1,6 +1,5 @@
 // dynaseal keygen | key mint | key inspect | key verify (DESIGN §11).
 
-#include <boost/json/serialize.hpp>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -8,6 +7,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <boost/json/serialize.hpp>
 
 #include "cli/app.hpp"
 #include "core/dynamic_key.hpp"

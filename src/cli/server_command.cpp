@@ -1,12 +1,13 @@
 // dynaseal server --config FILE: the LLM server, until SIGTERM or SIGINT.
 
 #include <signal.h>
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <iostream>
 #include <memory>
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cli/app.hpp"
 #include "server/server_app.hpp"
@@ -20,6 +21,9 @@ struct ServerArgs {
 };
 
 int serve(const ServerArgs& args) {
+  // First of all: every thread started later (the log writer too) inherits the blocked mask,
+  // so SIGTERM reaches only the sigwait below and never kills the process outright.
+  StopSignals signals;
   // Logs (one JSON access line per request, usage records) go to stderr; stdout carries only
   // the listening line that scripts wait for. Workers format a line and queue it; one thread
   // writes. A full queue blocks rather than drops: usage lines must not be lost.
@@ -27,7 +31,6 @@ int serve(const ServerArgs& args) {
   spdlog::set_default_logger(std::make_shared<spdlog::async_logger>(
       "dynaseal", std::make_shared<spdlog::sinks::stderr_sink_mt>(), spdlog::thread_pool(),
       spdlog::async_overflow_policy::block));
-  StopSignals signals;  // before any worker thread exists
   std::unique_ptr<server::ServerApp> app;
   try {
     app = std::make_unique<server::ServerApp>(server::load_server_config(args.config));

@@ -1,11 +1,12 @@
 // The claim set of a dynamic key (DESIGN §3) and its JSON form.
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/json/object.hpp>
 
 #include "core/error.hpp"
 #include "core/scope.hpp"

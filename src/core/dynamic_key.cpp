@@ -1,6 +1,7 @@
 #include "core/dynamic_key.hpp"
 
 #include <array>
+
 #include <boost/json/monotonic_resource.hpp>
 
 #include "core/base64url.hpp"

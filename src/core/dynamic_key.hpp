@@ -14,10 +14,11 @@
 //   auto token = mint_key(claims, signing_key);  // the backend side
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include <boost/json/object.hpp>
 
 #include "core/claims.hpp"
 #include "core/crypto.hpp"

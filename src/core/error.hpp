@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string_view>
+
 #include <tl/expected.hpp>
 
 namespace dynaseal {

@@ -5,9 +5,10 @@
 // (shortest round trip, exponent form outside [1e-7, 1e21)), and there is no whitespace.
 #pragma once
 
-#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
+
+#include <boost/json/value.hpp>
 
 #include "core/error.hpp"
 #include "core/json.hpp"

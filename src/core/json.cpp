@@ -1,13 +1,14 @@
 #include "core/json.hpp"
 
-#include <boost/container/small_vector.hpp>
-#include <boost/json/basic_parser_impl.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include <boost/container/small_vector.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 namespace dynaseal {
 namespace {

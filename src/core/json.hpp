@@ -17,11 +17,12 @@
 //   if (!v) return Unexpected(Error::claims_malformed);
 #pragma once
 
-#include <boost/json/value.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include <boost/json/value.hpp>
 
 #include "core/error.hpp"
 

@@ -6,10 +6,11 @@
 // Public-key readers refuse a JWK carrying "d": private material never belongs in a JWKS.
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/object.hpp>
 
 #include "core/crypto.hpp"
 #include "core/error.hpp"

@@ -1,8 +1,9 @@
 #include "net/http_client.hpp"
 
-#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -17,6 +18,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
+#include <openssl/ssl.h>
 
 namespace dynaseal::net {
 namespace {
@@ -93,11 +95,24 @@ UpstreamPool::~UpstreamPool() = default;
 
 std::size_t UpstreamPool::idle_connections() const { return idle_.size(); }
 
+namespace {
+
+// An idle connection is usable only while nothing arrived on it: EOF means the engine closed
+// it, and any byte (a late response, a TLS alert) means it is not at a clean boundary.
+bool still_idle(beast::tcp_stream& stream) {
+  if (!stream.socket().is_open()) return false;
+  char byte;
+  const ssize_t n = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
 std::unique_ptr<UpstreamPool::Connection> UpstreamPool::take_idle() {
   while (!idle_.empty()) {
     std::unique_ptr<Connection> c = std::move(idle_.back());
     idle_.pop_back();
-    if (c->lowest().socket().is_open()) return c;
+    if (still_idle(c->lowest())) return c;
   }
   return nullptr;
 }
@@ -159,11 +174,16 @@ struct UpstreamCall::Impl {
     co_return std::nullopt;
   }
 
-  // One attempt on one connection: write the request, read the response head.
-  asio::awaitable<beast::error_code> exchange(http::request<http::string_body>& req) {
+  // One attempt on one connection: write the request, read the response head. `written` says
+  // whether the whole request went out (after that, a failure is never retried).
+  asio::awaitable<beast::error_code> exchange(http::request<http::string_body>& req,
+                                              bool& written) {
+    written = false;
     conn->lowest().expires_after(budget(options().first_byte_timeout));
-    auto [wec, wn] = co_await conn->run([&](auto& s) { return http::async_write(s, req, kNoThrow); });
+    auto [wec, wn] =
+        co_await conn->run([&](auto& s) { return http::async_write(s, req, kNoThrow); });
     if (wec) co_return wec;
+    written = true;
     parser.emplace();
     parser->header_limit(kMaxResponseHead);
     parser->body_limit(boost::none);  // bodies are bounded by their readers
@@ -193,9 +213,10 @@ asio::awaitable<std::optional<Error>> UpstreamCall::send(http::request<http::str
   req.version(11);
   req.keep_alive(true);
   req.prepare_payload();
-  // A kept-alive connection may have been closed by the engine while idle. If the engine
-  // closed it before answering anything, the request was never processed: one retry on a
-  // fresh connection is safe. Any other failure is reported, never retried.
+  // An idle connection that the engine closed is noticed before use (take_idle). If one still
+  // dies under the write (closed in between), the engine has not received the request and one
+  // retry on a fresh connection is safe. Once the request is written it is never sent again:
+  // the engine may have started on it, and the work would be done (and paid) twice.
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (i.cancelled) co_return Error::upstream_error;
     i.conn = i.pool.take_idle();
@@ -203,13 +224,11 @@ asio::awaitable<std::optional<Error>> UpstreamCall::send(http::request<http::str
     if (!reused) {
       if (auto e = co_await i.connect()) co_return e;
     }
-    beast::error_code ec = co_await i.exchange(req);
+    bool written = false;
+    beast::error_code ec = co_await i.exchange(req, written);
     if (!ec) co_return std::nullopt;
-    const bool stale = reused && (ec == http::error::end_of_stream ||
-                                  ec == asio::error::connection_reset ||
-                                  ec == asio::error::broken_pipe);
     i.conn.reset();
-    if (!stale || i.cancelled) {
+    if (!reused || written || i.cancelled) {
       i.failed = true;
       co_return classify(ec);
     }

@@ -1,5 +1,10 @@
 #include "net/http_server.hpp"
 
+#include <list>
+#include <system_error>
+#include <thread>
+#include <unordered_set>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,10 +21,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <list>
-#include <system_error>
-#include <thread>
-#include <unordered_set>
 
 namespace dynaseal::net {
 namespace {

@@ -119,18 +119,21 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     if (!id) co_return co_await reject(ex, outcome, Error::body_malformed);
     auto b = read_backend(body, *id);
     if (!b) co_return co_await reject(ex, outcome, b.error());
-    co_return co_await admin_done(ex, outcome, ctx_.backends.add(std::move(*b)), http::status::created);
+    co_return co_await admin_done(ex, outcome, ctx_.backends.add(std::move(*b)),
+                                  http::status::created);
   }
   if (path.size() == 2 && path[0] == "backends") {
     if (method == http::verb::get) {
       auto it = snapshot->backends.find(path[1]);
       if (it == snapshot->backends.end()) co_return co_await reject(ex, outcome, Error::not_found);
-      co_return co_await reply(ex, outcome, json_response(req, http::status::ok, backend_json(it->second)));
+      co_return co_await reply(ex, outcome,
+                               json_response(req, http::status::ok, backend_json(it->second)));
     }
     if (method == http::verb::put) {
       auto b = read_backend(body, path[1]);
       if (!b) co_return co_await reject(ex, outcome, b.error());
-      co_return co_await admin_done(ex, outcome, ctx_.backends.replace(std::move(*b)), http::status::ok);
+      co_return co_await admin_done(ex, outcome, ctx_.backends.replace(std::move(*b)),
+                                    http::status::ok);
     }
     if (method == http::verb::delete_) {
       co_return co_await admin_done(ex, outcome, ctx_.backends.remove(path[1]), http::status::ok);
@@ -140,11 +143,13 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
       method == http::verb::post) {
     auto keys = read_keys(body);
     if (!keys) co_return co_await reject(ex, outcome, keys.error());
-    co_return co_await admin_done(ex, outcome, ctx_.backends.add_keys(path[1], *keys), http::status::ok);
+    co_return co_await admin_done(ex, outcome, ctx_.backends.add_keys(path[1], *keys),
+                                  http::status::ok);
   }
   if (path.size() == 4 && path[0] == "backends" && path[2] == "keys" &&
       method == http::verb::delete_) {
-    co_return co_await admin_done(ex, outcome, ctx_.backends.remove_key(path[1], path[3]), http::status::ok);
+    co_return co_await admin_done(ex, outcome, ctx_.backends.remove_key(path[1], path[3]),
+                                  http::status::ok);
   }
   if (path.size() == 1 && path[0] == "revocations" && method == http::verb::post) {
     auto iss = string_member(body, "iss");

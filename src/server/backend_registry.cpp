@@ -45,7 +45,8 @@ Result<void> BackendRegistry::add_keys(std::string_view id, const std::vector<Pu
     if (it == backends.end()) return Unexpected(Error::not_found);
     for (const PublicJwk& k : keys) {
       auto& have = it->second.keys;
-      if (std::none_of(have.begin(), have.end(), [&](const PublicJwk& h) { return h.kid == k.kid; })) {
+      if (std::none_of(have.begin(), have.end(),
+                       [&](const PublicJwk& h) { return h.kid == k.kid; })) {
         have.push_back(k);
       }
     }
@@ -58,7 +59,8 @@ Result<void> BackendRegistry::remove_key(std::string_view id, std::string_view k
     auto it = backends.find(id);
     if (it == backends.end()) return Unexpected(Error::not_found);
     auto& keys = it->second.keys;
-    auto k = std::find_if(keys.begin(), keys.end(), [&](const PublicJwk& j) { return j.kid == kid; });
+    auto k =
+        std::find_if(keys.begin(), keys.end(), [&](const PublicJwk& j) { return j.kid == kid; });
     if (k == keys.end()) return Unexpected(Error::not_found);
     if (keys.size() == 1) return Unexpected(Error::conflict);
     keys.erase(k);

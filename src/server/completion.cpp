@@ -1,9 +1,8 @@
 // The completion path of the Gateway: verify, scope, consume, forward, relay, report.
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/monotonic_resource.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/crypto.hpp"
 #include "core/dynamic_key.hpp"

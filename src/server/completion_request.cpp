@@ -70,8 +70,7 @@ Result<CompletionRequest> parse_completion_request(std::string_view body, Endpoi
 }
 
 RequestFacts CompletionRequest::facts() const {
-  return {.endpoint = endpoint, .model = model, .max_tokens = max_tokens, .n = n,
-          .stream = stream};
+  return {.endpoint = endpoint, .model = model, .max_tokens = max_tokens, .n = n, .stream = stream};
 }
 
 std::string CompletionRequest::upstream_body(std::int64_t cap) {

@@ -23,7 +23,7 @@ struct CompletionRequest {
   boost::json::object body;
   std::string model;
   bool stream = false;
-  bool client_wants_usage = false;        // stream_options.include_usage
+  bool client_wants_usage = false;         // stream_options.include_usage
   std::optional<std::int64_t> max_tokens;  // the larger of max_tokens / max_completion_tokens
   std::int64_t n = 1;
   Endpoint endpoint = Endpoint::chat_completions;

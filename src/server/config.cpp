@@ -121,8 +121,8 @@ UpstreamConfig read_upstream(const toml::table& t, std::size_t index) {
   o.first_byte_timeout = r.seconds("first_byte_timeout", o.first_byte_timeout);
   o.idle_timeout = r.seconds("idle_timeout", o.idle_timeout);
   o.total_timeout = r.seconds("total_timeout", o.total_timeout);
-  o.max_idle_connections = static_cast<std::size_t>(
-      r.integer("max_idle_connections", static_cast<std::int64_t>(o.max_idle_connections), 0, 100000));
+  o.max_idle_connections = static_cast<std::size_t>(r.integer(
+      "max_idle_connections", static_cast<std::int64_t>(o.max_idle_connections), 0, 100000));
   o.verify_tls = r.boolean("verify_tls", true);
   o.ca_file = r.string("ca_file", "");
   return u;
@@ -149,13 +149,31 @@ BackendConfig read_backend(const toml::table& t, std::size_t index,
 }
 
 void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& base) {
-  r.only({"id", "listen", "identity_key", "admin_token_file", "max_key_ttl", "leeway",
-          "max_body_bytes", "store", "store_max_entries", "db", "threads", "access_log",
-          "header_timeout", "idle_timeout", "body_timeout", "write_timeout", "max_connections",
-          "tls_certificate", "tls_private_key", "upstream", "backend"});
+  r.only({"id",
+          "listen",
+          "identity_key",
+          "admin_token_file",
+          "max_key_ttl",
+          "leeway",
+          "max_body_bytes",
+          "store",
+          "store_max_entries",
+          "db",
+          "threads",
+          "access_log",
+          "header_timeout",
+          "idle_timeout",
+          "body_timeout",
+          "write_timeout",
+          "max_connections",
+          "tls_certificate",
+          "tls_private_key",
+          "upstream",
+          "backend"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
-  std::tie(c.listen_host, c.listen_port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
+  std::tie(c.listen_host, c.listen_port) =
+      parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
   c.identity_key = resolve(base, r.string("identity_key", "server.jwk"));
   c.admin_token_file = resolve(base, r.string("admin_token_file", "admin.token"));
   c.policy.max_ttl = r.integer("max_key_ttl", 3600, 1, 7 * 86400);
@@ -189,7 +207,8 @@ std::pair<std::string, std::uint16_t> parse_listen(std::string_view text, std::s
     throw ConfigError(std::string(key) + ": expected host:port");
   }
   std::string host(text.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const std::string_view port_text = text.substr(colon + 1);
   unsigned port = 0;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

@@ -1,10 +1,10 @@
 #include "server/gateway.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
 #include "core/dynamic_key.hpp"
 #include "server/http_errors.hpp"
 

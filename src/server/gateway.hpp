@@ -32,7 +32,7 @@ struct GatewayContext {
   UsageSink& usage;
   Metrics& metrics;
   std::string admin_token;
-  std::string well_known;                       // the /.well-known/dynaseal document
+  std::string well_known;                         // the /.well-known/dynaseal document
   std::function<std::size_t()> open_connections;  // for /metrics
 };
 

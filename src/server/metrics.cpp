@@ -65,7 +65,8 @@ void Histogram::render(std::string& out, std::string_view name, std::string_view
     }
     line(out, std::string(name) + "_bucket", sep + le, static_cast<double>(cumulative));
   }
-  line(out, std::string(name) + "_sum", labels, static_cast<double>(sum_micros_.load(kRelaxed)) / 1e6);
+  line(out, std::string(name) + "_sum", labels,
+       static_cast<double>(sum_micros_.load(kRelaxed)) / 1e6);
   line(out, std::string(name) + "_count", labels, static_cast<double>(count_.load(kRelaxed)));
 }
 
@@ -93,7 +94,8 @@ void Metrics::tokens(std::string_view model, const TokenUsage& usage) {
 std::string Metrics::render(std::size_t open_connections) const {
   std::string out;
   out.reserve(16 * 1024);
-  help(out, "dynaseal_requests_total", "counter", "Requests answered, by endpoint, status and code.");
+  help(out, "dynaseal_requests_total", "counter",
+       "Requests answered, by endpoint, status and code.");
   std::array<std::uint64_t, kCodes> auth{};
   for (std::size_t r = 0; r < kRoutes; ++r) {
     for (std::size_t c = 0; c < kCodes; ++c) {
@@ -122,7 +124,8 @@ std::string Metrics::render(std::size_t open_connections) const {
     durations_[r].render(out, "dynaseal_request_duration_seconds",
                          "endpoint=\"" + std::string(to_string(static_cast<Route>(r))) + "\"");
   }
-  help(out, "dynaseal_upstream_duration_seconds", "histogram", "Time spent on the upstream engine.");
+  help(out, "dynaseal_upstream_duration_seconds", "histogram",
+       "Time spent on the upstream engine.");
   upstream_.render(out, "dynaseal_upstream_duration_seconds", "");
   help(out, "dynaseal_tokens_total", "counter", "Tokens used, by model and kind.");
   for (std::size_t m = 0; m < models_.size(); ++m) {

@@ -24,7 +24,8 @@ SigningKey load_or_create_identity(const std::filesystem::path& path) {
     if (!store::write_private_key_file(path, key)) {
       throw ConfigError("identity_key: cannot create " + path.string());
     }
-    spdlog::info("created identity key {} (kid {})", path.string(), jwk_thumbprint(key.public_key()));
+    spdlog::info("created identity key {} (kid {})", path.string(),
+                 jwk_thumbprint(key.public_key()));
     return key;
   }
   auto key = store::read_private_key_file(path);
@@ -119,7 +120,14 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
                      .well_known = well_known_json(i.config, i.identity),
                      .open_connections = [&i] { return i.http ? i.http->open_connections() : 0; }};
   i.gateway = std::make_unique<Gateway>(std::move(ctx));
-  net::Rejecter reject = [](Error e, net::http::status status) {
+  // Requests the HTTP layer refuses itself (413, 431, 400) never reach the gateway: counted
+  // and logged here.
+  net::Rejecter reject = [&i](Error e, net::http::status status) {
+    i.metrics.request(Route::other, static_cast<unsigned>(status), e, 0);
+    if (i.config.access_log) {
+      spdlog::info(R"(access {{"endpoint":"other","status":{},"code":"{}"}})",
+                   static_cast<unsigned>(status), to_string(e));
+    }
     net::Response res{status, 11};
     res.set(net::http::field::content_type, "application/json");
     res.body() = error_body(e);

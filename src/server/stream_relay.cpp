@@ -34,7 +34,8 @@ bool StreamRelay::relay(const SseEvent& event, std::string& out) {
   if (!chunk || !chunk->is_object()) return false;
   json::object& obj = chunk->get_object();
   const json::value* choices = member(obj, "choices");
-  const bool has_choices = choices != nullptr && choices->is_array() && !choices->get_array().empty();
+  const bool has_choices =
+      choices != nullptr && choices->is_array() && !choices->get_array().empty();
   if (has_choices) ++content_chunks_;
   // With include_usage forced on, engines put "usage": null on every chunk and the totals on a
   // last chunk without choices; a client that did not ask sees neither.

@@ -1,12 +1,13 @@
 // The CLI contract of DESIGN §11, driven through the real executable: outputs and exit codes.
 
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <boost/json/parse.hpp>
 #include <set>
 #include <sstream>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
 
 #include "core/jwk.hpp"
 #include "test_support.hpp"

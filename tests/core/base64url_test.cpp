@@ -1,9 +1,10 @@
 #include "core/base64url.hpp"
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <random>
+
+#include <gtest/gtest.h>
 
 namespace dynaseal {
 namespace {

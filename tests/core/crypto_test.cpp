@@ -1,7 +1,8 @@
 #include "core/crypto.hpp"
 
-#include <gtest/gtest.h>
 #include <sodium.h>
+
+#include <gtest/gtest.h>
 
 #include "core/json.hpp"
 #include "test_support.hpp"

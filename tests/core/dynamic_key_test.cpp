@@ -1,8 +1,7 @@
 #include "core/dynamic_key.hpp"
 
-#include <gtest/gtest.h>
-
 #include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
 
 #include "core/key_fixture.hpp"
 

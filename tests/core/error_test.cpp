@@ -1,9 +1,9 @@
 #include "core/error.hpp"
 
-#include <gtest/gtest.h>
-
 #include <set>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace dynaseal {
 namespace {

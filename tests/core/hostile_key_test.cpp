@@ -1,10 +1,10 @@
 // A catalogue of hostile and broken dynamic keys, each refused with its own code.
 
-#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
 
 #include "core/key_fixture.hpp"
 

@@ -1,9 +1,9 @@
 #include "core/jcs.hpp"
 
-#include <gtest/gtest.h>
-
 #include <bit>
 #include <cstdint>
+
+#include <gtest/gtest.h>
 
 #include "core/crypto.hpp"
 #include "test_support.hpp"

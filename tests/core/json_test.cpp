@@ -1,9 +1,9 @@
 #include "core/json.hpp"
 
-#include <gtest/gtest.h>
+#include <set>
 
 #include <boost/json/monotonic_resource.hpp>
-#include <set>
+#include <gtest/gtest.h>
 
 #include "test_support.hpp"
 

@@ -1,8 +1,7 @@
 #include "core/jwk.hpp"
 
-#include <gtest/gtest.h>
-
 #include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
 
 #include "core/base64url.hpp"
 #include "core/json.hpp"

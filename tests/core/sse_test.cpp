@@ -1,11 +1,11 @@
 #include "core/sse.hpp"
 
-#include <gtest/gtest.h>
-
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace dynaseal {
 

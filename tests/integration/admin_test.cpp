@@ -139,8 +139,9 @@ TEST_F(Admin, ReplacingABackendsKeysTakesEffectAtOnce) {
 
 TEST_F(Admin, RevocationsNeedAnIssuerAndExactlyOneOfJtiOrSub) {
   start();
-  EXPECT_EQ(admin("POST", "/admin/v1/revocations", R"({"jti":"abcdefghijklmnopqrst"})").error_code(),
-            "body_malformed");
+  EXPECT_EQ(
+      admin("POST", "/admin/v1/revocations", R"({"jti":"abcdefghijklmnopqrst"})").error_code(),
+      "body_malformed");
   EXPECT_EQ(admin("POST", "/admin/v1/revocations",
                   R"({"iss":"acme","jti":"abcdefghijklmnopqrst","sub":"u"})")
                 .error_code(),

@@ -50,8 +50,8 @@ TEST_F(Completions, NonStreamingCompletionsAnswersInOpenAiShape) {
   start();
   Claims c = acme.claims();
   c.dks.max_tokens = 5;
-  HttpResponse r = http_post(port(), "/v1/completions", completion_body("demo", "say it"),
-                             acme.mint(c));
+  HttpResponse r =
+      http_post(port(), "/v1/completions", completion_body("demo", "say it"), acme.mint(c));
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.header("x-dynaseal-event-id"), c.jti);
   const json::object body = r.json().as_object();
@@ -121,8 +121,7 @@ TEST_F(Completions, StreamingCarriesTheUsageChunkWhenTheClientAskedForIt) {
   start();
   Claims c = acme.claims();
   c.dks.max_tokens = 6;
-  HttpResponse r =
-      chat(acme.mint(c), chat_body("demo", "stream please", std::nullopt, true, true));
+  HttpResponse r = chat(acme.mint(c), chat_body("demo", "stream please", std::nullopt, true, true));
   ASSERT_EQ(r.status, 200u) << r.body;
   const std::vector<json::object> events = stream_events(r);
   ASSERT_FALSE(events.empty());

@@ -94,7 +94,8 @@ TEST_F(Endpoints, MetricsCountRequestsByEndpointStatusAndCode) {
   ASSERT_EQ(chat("garbage").status, 401u);
   // Metrics are counted just after each response is written: wait until both are in.
   HttpResponse r;
-  const std::string ok = R"(dynaseal_requests_total{endpoint="chat.completions",status="200",code="ok"})";
+  const std::string ok =
+      R"(dynaseal_requests_total{endpoint="chat.completions",status="200",code="ok"})";
   const std::string refused =
       R"(dynaseal_requests_total{endpoint="chat.completions",status="401",code="token_malformed"})";
   eventually(
@@ -108,8 +109,14 @@ TEST_F(Endpoints, MetricsCountRequestsByEndpointStatusAndCode) {
   EXPECT_TRUE(r.header("content-type").starts_with("text/plain")) << r.header("content-type");
   const std::string& m = r.body;
   EXPECT_NE(m.find("# TYPE dynaseal_requests_total counter"), std::string::npos);
-  EXPECT_EQ(metric(m, R"(dynaseal_requests_total{endpoint="chat.completions",status="200",code="ok"})"), 1);
-  EXPECT_EQ(metric(m, R"(dynaseal_requests_total{endpoint="chat.completions",status="401",code="token_malformed"})"), 1);
+  EXPECT_EQ(
+      metric(m, R"(dynaseal_requests_total{endpoint="chat.completions",status="200",code="ok"})"),
+      1);
+  EXPECT_EQ(
+      metric(
+          m,
+          R"(dynaseal_requests_total{endpoint="chat.completions",status="401",code="token_malformed"})"),
+      1);
   EXPECT_EQ(metric(m, R"(dynaseal_auth_failures_total{code="token_malformed"})"), 1);
   EXPECT_EQ(metric(m, R"(dynaseal_usage_records_total{status="ok"})"), 1);
   EXPECT_EQ(metric(m, R"(dynaseal_tokens_total{model="demo",kind="completion"})"), completion);

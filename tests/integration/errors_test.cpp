@@ -16,15 +16,15 @@ namespace {
 
 namespace json = boost::json;
 
-#define EXPECT_ERROR(response, http_status, expected_code)                            \
-  do {                                                                                \
-    const HttpResponse& r_ = (response);                                              \
-    EXPECT_EQ(r_.status, static_cast<unsigned>(http_status)) << r_.body;              \
-    EXPECT_EQ(r_.error_code(), expected_code) << r_.body;                             \
-    EXPECT_EQ(r_.header("content-type"), "application/json");                         \
-    if (r_.status == 401) {                                                           \
-      EXPECT_EQ(r_.header("www-authenticate"), "Bearer");                            \
-    }                                                                                 \
+#define EXPECT_ERROR(response, http_status, expected_code)               \
+  do {                                                                   \
+    const HttpResponse& r_ = (response);                                 \
+    EXPECT_EQ(r_.status, static_cast<unsigned>(http_status)) << r_.body; \
+    EXPECT_EQ(r_.error_code(), expected_code) << r_.body;                \
+    EXPECT_EQ(r_.header("content-type"), "application/json");            \
+    if (r_.status == 401) {                                              \
+      EXPECT_EQ(r_.header("www-authenticate"), "Bearer");                \
+    }                                                                    \
   } while (0)
 
 using Errors = IntegrationTest;
@@ -62,12 +62,12 @@ TEST_F(Errors, TokenProblemsAre401WithTheirOwnCode) {
   const std::string kid = acme.kid();
   Claims valid = acme.claims();
   const std::string payload = claims_json(valid);
-  EXPECT_ERROR(chat(acme.sign_raw(R"({"alg":"HS256","kid":")" + kid + R"(","typ":"dk+jwt"})",
-                                  payload)),
-               401, "alg_not_allowed");
-  EXPECT_ERROR(chat(acme.sign_raw(R"({"alg":"none","kid":")" + kid + R"(","typ":"dk+jwt"})",
-                                  payload)),
-               401, "alg_not_allowed");
+  EXPECT_ERROR(
+      chat(acme.sign_raw(R"({"alg":"HS256","kid":")" + kid + R"(","typ":"dk+jwt"})", payload)), 401,
+      "alg_not_allowed");
+  EXPECT_ERROR(
+      chat(acme.sign_raw(R"({"alg":"none","kid":")" + kid + R"(","typ":"dk+jwt"})", payload)), 401,
+      "alg_not_allowed");
 
   Claims stranger = acme.claims();
   stranger.iss = "nobody";
@@ -151,9 +151,9 @@ TEST_F(Errors, UsedAndRevokedKeysAre401) {
   user7.sub = "user-7";
   const std::string user7_key = acme.mint(user7);
   const std::string other_key = acme.mint();
-  ASSERT_EQ(http_post(port(), "/admin/v1/revocations", R"({"iss":"acme","sub":"user-7"})", admin)
-                .status,
-            200u);
+  ASSERT_EQ(
+      http_post(port(), "/admin/v1/revocations", R"({"iss":"acme","sub":"user-7"})", admin).status,
+      200u);
   EXPECT_ERROR(chat(user7_key), 401, "token_revoked");
   EXPECT_EQ(chat(other_key).status, 200u);
 }
@@ -170,9 +170,9 @@ TEST_F(Errors, RequestsOutsideTheScopeAre403) {
   EXPECT_ERROR(http_post(port(), done, completion_body("other"), key), 403, "model_not_allowed");
   EXPECT_ERROR(http_post(port(), done, completion_body("demo", "hi", 11), key), 403,
                "max_tokens_exceeded");
-  EXPECT_ERROR(http_post(port(), done, R"({"model":"demo","prompt":"hi","max_completion_tokens":11})",
-                         key),
-               403, "max_tokens_exceeded");
+  EXPECT_ERROR(
+      http_post(port(), done, R"({"model":"demo","prompt":"hi","max_completion_tokens":11})", key),
+      403, "max_tokens_exceeded");
   EXPECT_ERROR(http_post(port(), done, R"({"model":"demo","prompt":"hi","n":2})", key), 403,
                "n_not_allowed");
   EXPECT_ERROR(http_post(port(), done, completion_body("demo", "hi", std::nullopt, true), key), 403,

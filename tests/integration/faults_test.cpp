@@ -2,8 +2,9 @@
 // server answers with the right code, never hangs, keeps serving others, and still produces
 // one usage record per consumed use.
 
-#include <boost/json.hpp>
 #include <thread>
+
+#include <boost/json.hpp>
 
 #include "harness.hpp"
 
@@ -50,9 +51,8 @@ TEST_F(Faults, AClientLeavingMidStreamCancelsTheEngineAndItsUsageIsStillRecorded
   ASSERT_TRUE(conn.send_request("POST", "/v1/chat/completions",
                                 chat_body("demo", "a long story", std::nullopt, true),
                                 {{"Authorization", "Bearer " + acme.mint(c)}}));
-  const HttpResponse& r =
-      conn.read_until([](const std::string& body) { return sse_data(body).size() >= 3; },
-                      scaled(10s));
+  const HttpResponse& r = conn.read_until(
+      [](const std::string& body) { return sse_data(body).size() >= 3; }, scaled(10s));
   ASSERT_EQ(r.status, 200u) << r.body;
   ASSERT_GE(sse_data(r.body).size(), 3u);
   ASSERT_FALSE(r.complete);
@@ -110,9 +110,12 @@ TEST_F(Faults, EngineFaultsBecome502Or504AndTheServerKeepsServing) {
     SCOPED_TRACE(std::string(f.fault) + (f.stream ? " (stream)" : ""));
     const auto started = Clock::now();
     const std::string prompt = std::string("[[fault:") + f.fault + "]] please";
+    const std::int64_t sent_before = engine->stats().at("requests").as_int64();
     HttpResponse r = chat(key, chat_body(f.model, prompt, std::nullopt, f.stream));
     EXPECT_EQ(r.status, f.status) << r.body;
     EXPECT_EQ(r.error_code(), f.code) << r.body;
+    // The engine got the request exactly once: a request already sent is never retried.
+    EXPECT_EQ(engine->stats().at("requests").as_int64(), sent_before + 1);
     EXPECT_LT(Clock::now() - started, scaled(4s));  // strict's first_byte_timeout is 1 s
     (f.status == 502 ? bad_gateway : timeouts)++;
     // The server goes on serving, on the same upstream.

@@ -1,159 +1,38 @@
-// Multi-process integration harness: the real `dynaseal` executable (engine and server) on
-// loopback, a backend signing key in a temporary directory, and a small blocking HTTP/1.1
-// client on raw sockets (so that tests can also misbehave: send byte by byte, send garbage,
-// close mid-stream).
+// The integration tests' stack: the real `dynaseal` engine and server on loopback, a backend
+// signing key in a temporary directory, and a fixture that starts them, stops them, checks that
+// they exited cleanly with no sanitizer report, and shows their logs when a test failed.
 //
 // Every port is dynamic (listen on port 0; the port is read from the process's listening line),
-// so tests run in parallel with anything else. Each process's stderr goes to a log file in the
-// test's temporary directory; the fixture prints the logs when a test fails and checks them for
-// sanitizer reports after stopping the processes.
+// so tests run in parallel with anything else.
 //
-//   Stack stack;                                   // engine + server + backend key "acme"
-//   stack.start();
-//   auto key = stack.acme.mint(stack.acme.claims({.max_tokens = 16}));
-//   HttpResponse r = stack.server_client().post("/v1/chat/completions", chat_body(), key);
-//   EXPECT_EQ(r.status, 200);
+//   using Completions = IntegrationTest;
+//   TEST_F(Completions, Works) {
+//     start();                                     // engine + server + backend "acme"
+//     Claims c = acme.claims();
+//     c.dks.max_tokens = 4;
+//     HttpResponse r = chat(acme.mint(c));
+//     EXPECT_EQ(r.status, 200u);
+//   }
 #pragma once
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <boost/json/value.hpp>
+#include <boost/json/object.hpp>
 
 #include "core/claims.hpp"
 #include "core/crypto.hpp"
+#include "http_client.hpp"
+#include "process.hpp"
 #include "test_support.hpp"
 
 namespace dynaseal::integration {
-
-using namespace std::chrono_literals;
-
-// Processes start slower under sanitizers; every wait in the harness scales with this.
-std::chrono::milliseconds scaled(std::chrono::milliseconds base);
-
-// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false). For state the
-// server updates after the response is on the wire (metrics, budget settlement).
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
-
-// A child process running DYNASEAL_BINARY with `args`; stdout is a pipe the harness reads the
-// listening line from, stderr goes to `log_file`. The destructor sends SIGTERM, waits, and
-// sends SIGKILL after a timeout.
-class Process {
- public:
-  Process(std::vector<std::string> args, std::filesystem::path log_file);
-  ~Process();
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // Reads stdout until a line starting with `prefix`; returns the rest of that line. Throws
-  // std::runtime_error (with the log) when the process exits or the timeout passes first.
-  std::string wait_for_line(std::string_view prefix, std::chrono::milliseconds timeout);
-
-  void signal(int sig) const;
-  // SIGTERM, then waits up to `timeout` (SIGKILL after it). Returns the exit code, or 128 +
-  // signal number when it was killed by a signal. Idempotent: later calls return the same.
-  int stop(std::chrono::milliseconds timeout);
-  // Waits up to `timeout` for the process to exit on its own; nullopt if it did not.
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
-  bool running() const { return !exit_code_.has_value(); }
-
-  std::string log() const;
-  const std::filesystem::path& log_file() const { return log_file_; }
-
- private:
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  std::string stdout_buffer_;
-  std::optional<int> exit_code_;
-  std::filesystem::path log_file_;
-};
-
-// ---- HTTP --------------------------------------------------------------------------------
-
-struct HttpResponse {
-  unsigned status = 0;
-  std::map<std::string, std::string> headers;  // names lowercased
-  std::string body;
-  bool complete = false;  // the whole message was read (chunked: the last chunk arrived)
-
-  std::string header(const std::string& name) const;
-  boost::json::value json() const;  // throws when the body is not JSON
-  // error.code of an OpenAI error body, or "" when there is none.
-  std::string error_code() const;
-};
-
-// A blocking client connection to 127.0.0.1:port. Every read has a deadline, so a test never
-// hangs on a server that does not answer.
-class HttpConnection {
- public:
-  explicit HttpConnection(std::uint16_t port);
-  ~HttpConnection();
-  HttpConnection(const HttpConnection&) = delete;
-  HttpConnection& operator=(const HttpConnection&) = delete;
-
-  // Sends raw bytes; false when the peer closed or reset the connection.
-  bool send_raw(std::string_view bytes);
-  // Sends a request (Host, Content-Length and Content-Type added when a body is given).
-  bool send_request(std::string_view method, std::string_view target, std::string_view body,
-                    const std::vector<std::pair<std::string, std::string>>& headers = {});
-
-  // Reads one whole response. On EOF / reset / timeout before the end, returns what was read
-  // (status 0 when not even the head arrived) with complete == false.
-  HttpResponse read_response(std::chrono::milliseconds timeout = 20s);
-  // Reads the head and then body bytes until `done(body)` is true, the message ends or the
-  // timeout passes. Call again to continue; body accumulates across calls.
-  HttpResponse& read_until(const std::function<bool(const std::string& body)>& done,
-                           std::chrono::milliseconds timeout = 20s);
-  // After read_until: reads the rest of the message.
-  HttpResponse& read_rest(std::chrono::milliseconds timeout = 20s);
-
-  // True when the server closed the connection (EOF or reset) within `timeout`; bytes that
-  // arrive meanwhile are appended to `received` (if given).
-  bool wait_closed(std::chrono::milliseconds timeout, std::string* received = nullptr);
-
-  void close();
-  int fd() const { return fd_; }
-
- private:
-  struct Parser;
-  // Feeds bytes to the parser until `stop()`; false on EOF, error or timeout.
-  bool pump(const std::function<bool()>& stop, std::chrono::milliseconds timeout);
-
-  int fd_ = -1;
-  std::unique_ptr<Parser> parser_;
-  HttpResponse current_;
-  std::uint16_t port_;
-};
-
-// One request per connection (Connection: close is not sent; the connection is just dropped).
-HttpResponse http_request(std::uint16_t port, std::string_view method, std::string_view target,
-                          std::string_view body = "", std::string_view bearer = "",
-                          std::chrono::milliseconds timeout = 20s);
-inline HttpResponse http_get(std::uint16_t port, std::string_view target,
-                             std::string_view bearer = "") {
-  return http_request(port, "GET", target, "", bearer);
-}
-inline HttpResponse http_post(std::uint16_t port, std::string_view target, std::string_view body,
-                              std::string_view bearer = "") {
-  return http_request(port, "POST", target, body, bearer);
-}
-
-// The `data:` payloads of an SSE body, in order.
-std::vector<std::string> sse_data(std::string_view body);
-
-// A metric's value in Prometheus text (`series` is the name with its labels exactly as
-// rendered, e.g. dynaseal_usage_records_total{status="ok"}); 0 when absent.
-double metric(std::string_view text, std::string_view series);
 
 // ---- Keys --------------------------------------------------------------------------------
 
@@ -176,7 +55,7 @@ class Backend {
   // Signs arbitrary header and payload JSON (for tokens mint_key would refuse to make).
   std::string sign_raw(std::string_view header_json, std::string_view payload_json) const;
 
-  // Replaces the signing key by a new one (the old one stays retrievable as the return value).
+  // Replaces the signing key by a fresh one (mint() then signs with it); returns the old key.
   SigningKey rotate();
 
  private:
@@ -216,8 +95,7 @@ struct ServerOptions {
   // Upstream "local" serves models demo and other; upstream "strict" (same engine) serves model
   // "strict" with this first_byte_timeout, so timeouts are testable without slowing the rest.
   int strict_first_byte_timeout_s = 1;
-  int grace_s = 3;
-  std::string extra_top;  // more top-level TOML lines
+  int grace_s = 3;  // dynaseal server --grace
 };
 
 // `dynaseal server --config DIR/server.toml`, its config written from `options`, with backend

@@ -9,6 +9,7 @@ namespace dynaseal::integration {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using namespace std::string_view_literals;
 
 class HostileClients : public IntegrationTest {
  protected:
@@ -51,8 +52,8 @@ TEST_F(HostileClients, HeadersSentByteByByteAreCutOffAtTheHeaderTimeout) {
   loris.join();
   const auto elapsed = Clock::now() - started;
   EXPECT_TRUE(closed) << "the slow client was never disconnected";
-  EXPECT_GE(elapsed, 900ms);        // header_timeout = 1 s
-  EXPECT_LT(elapsed, scaled(3s));   // the whole head would take ~6 s at this pace
+  EXPECT_GE(elapsed, 900ms);       // header_timeout = 1 s
+  EXPECT_LT(elapsed, scaled(3s));  // the whole head would take ~6 s at this pace
   EXPECT_EQ(received.find("200 OK"), std::string::npos) << received;
   expect_still_serving();
 }
@@ -119,9 +120,9 @@ TEST_F(HostileClients, ABodyJustUnderTheLimitIsRead) {
 TEST_F(HostileClients, GarbageBytesGet400OrAClosedConnectionAndTheServerGoesOn) {
   start();
   for (std::string_view garbage :
-       {std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 27),
-        std::string_view("HELLO THERE\r\n\r\n"), std::string_view("GET / HTTP/9.9\r\n\r\n"),
-        std::string_view("GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n")}) {
+       {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n"sv,  // a TLS hello, say
+        "HELLO THERE\r\n\r\n"sv, "GET / HTTP/9.9\r\n\r\n"sv,
+        "GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n"sv}) {
     HttpConnection conn(port());
     conn.send_raw(garbage);
     HttpResponse r = conn.read_response(scaled(5s));

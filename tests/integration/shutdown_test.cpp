@@ -55,6 +55,36 @@ TEST_F(Shutdown, SigtermLetsAnInFlightStreamFinishAndExitsZero) {
       << "the usage record of the finished stream";
 }
 
+// Operators (and process managers) often signal twice. The second SIGTERM must not take the
+// default action (killing the process mid-drain and losing the queued log and usage lines): it
+// is one more stop request, and the drain goes on.
+TEST_F(Shutdown, ASecondSigtermDuringTheGraceDoesNotKillTheServer) {
+  engine_options.tokens_per_second = 20;
+  server_options.grace_s = 10;
+  start();
+  Claims c = acme.claims();
+  c.dks.max_tokens = 20;
+  HttpConnection stream(port());
+  ASSERT_TRUE(stream.send_request("POST", "/v1/chat/completions",
+                                  chat_body("demo", "tell me", std::nullopt, true),
+                                  {{"Authorization", "Bearer " + acme.mint(c)}}));
+  HttpResponse& r =
+      stream.read_until([](const std::string& body) { return sse_data(body).size() >= 2; });
+  ASSERT_EQ(r.status, 200u) << r.body;
+  server->process().signal(SIGTERM);
+  std::this_thread::sleep_for(100ms);
+  server->process().signal(SIGTERM);
+  stream.read_rest(scaled(10s));
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(sse_data(r.body).back(), "[DONE]");
+  const std::optional<int> code = server->process().wait_exit(scaled(5s));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << "128 + 15 = 143: killed by the second SIGTERM";
+  EXPECT_NE(server->process().log().find("usage {\"type\":\"usage\",\"event_id\":\"" + c.jti),
+            std::string::npos)
+      << "the stream's usage record must reach the log";
+}
+
 TEST_F(Shutdown, SigtermClosesIdleConnectionsAndExitsAtOnce) {
   server_options.grace_s = 10;
   start();

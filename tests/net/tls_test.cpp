@@ -43,8 +43,8 @@ class Tls : public ::testing::Test {
   static Handler handler() {
     return [](Exchange& ex) -> asio::awaitable<void> {
       if (ex.request().target() != "/stream") {
-        co_await ex.respond(make_response(ex.request(), http::status::ok, "hello over tls",
-                                          "text/plain"));
+        co_await ex.respond(
+            make_response(ex.request(), http::status::ok, "hello over tls", "text/plain"));
         co_return;
       }
       bool gone = false;

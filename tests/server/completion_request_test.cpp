@@ -1,7 +1,6 @@
 #include "server/completion_request.hpp"
 
 #include <boost/json/parse.hpp>
-
 #include <gtest/gtest.h>
 
 namespace dynaseal::server {
@@ -26,7 +25,8 @@ TEST(CompletionRequest, ReadsTheFactsTheScopeNeeds) {
 }
 
 TEST(CompletionRequest, TreatsNullsAsAbsent) {
-  auto r = parse(R"({"model":"demo","stream":null,"n":null,"max_tokens":null,"stream_options":null})");
+  auto r =
+      parse(R"({"model":"demo","stream":null,"n":null,"max_tokens":null,"stream_options":null})");
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->stream);
   EXPECT_EQ(r->n, 1);

@@ -100,8 +100,10 @@ TEST_F(ServerConfigTest, NamesTheKeyOfEveryMistake) {
 }
 
 TEST_F(ServerConfigTest, ParsesListenAddresses) {
-  EXPECT_EQ(parse_listen("0.0.0.0:80", "listen"), std::make_pair(std::string("0.0.0.0"), std::uint16_t{80}));
-  EXPECT_EQ(parse_listen("[::1]:8000", "listen"), std::make_pair(std::string("::1"), std::uint16_t{8000}));
+  EXPECT_EQ(parse_listen("0.0.0.0:80", "listen"),
+            std::make_pair(std::string("0.0.0.0"), std::uint16_t{80}));
+  EXPECT_EQ(parse_listen("[::1]:8000", "listen"),
+            std::make_pair(std::string("::1"), std::uint16_t{8000}));
   EXPECT_THROW(parse_listen(":80", "listen"), ConfigError);
   EXPECT_THROW(parse_listen("host:8x", "listen"), ConfigError);
 }

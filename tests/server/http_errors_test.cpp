@@ -1,7 +1,6 @@
 #include "server/http_errors.hpp"
 
 #include <boost/json/parse.hpp>
-
 #include <gtest/gtest.h>
 
 namespace dynaseal::server {

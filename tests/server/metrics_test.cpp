@@ -12,10 +12,13 @@ TEST(Metrics, CountsRequestsByEndpointStatusAndCode) {
   m.request(Route::completions, 401, Error::token_expired, 0.0001);
   m.request(Route::completions, 418, Error::upstream_error, 0.0001);
   const std::string out = m.render(7);
-  EXPECT_NE(out.find("dynaseal_requests_total{endpoint=\"chat.completions\",status=\"200\",code=\"ok\"} 2\n"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find(
+          "dynaseal_requests_total{endpoint=\"chat.completions\",status=\"200\",code=\"ok\"} 2\n"),
+      std::string::npos)
       << out;
-  EXPECT_NE(out.find("dynaseal_auth_failures_total{code=\"token_expired\"} 1\n"), std::string::npos);
+  EXPECT_NE(out.find("dynaseal_auth_failures_total{code=\"token_expired\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(out.find("status=\"other\",code=\"upstream_error\"} 1\n"), std::string::npos);
   EXPECT_NE(out.find("dynaseal_open_connections 7\n"), std::string::npos);
 }
@@ -25,11 +28,13 @@ TEST(Metrics, RendersCumulativeHistograms) {
   m.request(Route::models, 200, std::nullopt, 0.0004);
   m.request(Route::models, 200, std::nullopt, 0.2);
   const std::string out = m.render(0);
-  EXPECT_NE(out.find("dynaseal_request_duration_seconds_bucket{endpoint=\"models\",le=\"0.0005\"} 1\n"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("dynaseal_request_duration_seconds_bucket{endpoint=\"models\",le=\"0.0005\"} 1\n"),
+      std::string::npos)
       << out;
-  EXPECT_NE(out.find("dynaseal_request_duration_seconds_bucket{endpoint=\"models\",le=\"+Inf\"} 2\n"),
-            std::string::npos);
+  EXPECT_NE(
+      out.find("dynaseal_request_duration_seconds_bucket{endpoint=\"models\",le=\"+Inf\"} 2\n"),
+      std::string::npos);
   EXPECT_NE(out.find("dynaseal_request_duration_seconds_count{endpoint=\"models\"} 2\n"),
             std::string::npos);
 }
@@ -39,7 +44,8 @@ TEST(Metrics, CountsTokensOfKnownModels) {
   m.tokens("demo", {12, 40});
   m.tokens("unknown", {1, 1});
   const std::string out = m.render(0);
-  EXPECT_NE(out.find("dynaseal_tokens_total{model=\"demo\",kind=\"prompt\"} 12\n"), std::string::npos);
+  EXPECT_NE(out.find("dynaseal_tokens_total{model=\"demo\",kind=\"prompt\"} 12\n"),
+            std::string::npos);
   EXPECT_NE(out.find("dynaseal_tokens_total{model=\"demo\",kind=\"completion\"} 40\n"),
             std::string::npos);
 }

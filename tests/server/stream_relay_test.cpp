@@ -12,9 +12,7 @@ constexpr std::string_view kUsage =
 
 std::string event(std::string_view data) { return "data: " + std::string(data) + "\n\n"; }
 
-std::string stream() {
-  return event(kChunk) + event(kChunk) + event(kUsage) + event("[DONE]");
-}
+std::string stream() { return event(kChunk) + event(kChunk) + event(kUsage) + event("[DONE]"); }
 
 TEST(StreamRelay, RelaysEventsAndKeepsUsageWhenAsked) {
   StreamRelay relay(true);

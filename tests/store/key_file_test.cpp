@@ -1,9 +1,10 @@
 #include "store/key_file.hpp"
 
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 #include "test_support.hpp"
 

@@ -2,8 +2,6 @@
 // PostgreSQL there), then what is particular to MemoryUseStore: sweep and the memory bound.
 #include "store/use_store.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -16,6 +14,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "store/memory_use_store.hpp"
 

@@ -1,8 +1,9 @@
 // The strict JSON layer on arbitrary bytes: never crashes, and whatever it accepts has no
 // duplicate member and survives a serialize/re-parse round trip unchanged.
-#include <boost/json/serialize.hpp>
 #include <cstdint>
 #include <string_view>
+
+#include <boost/json/serialize.hpp>
 
 #include "core/json.hpp"
 

@@ -38,8 +38,10 @@ test-asan: deps interop-deps
 demo: build
 	scripts/demo $(DYNASEAL)
 
+# Core microbenchmarks, then the server over real processes (docs/performance.md; ~3 min).
 bench: build
 	$(BUILD)/bench/core_bench
+	scripts/bench-server $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its own corpus directory.
 fuzz: deps

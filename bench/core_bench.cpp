@@ -2,13 +2,14 @@
 // verify over the same bytes, rejecting garbage, rejecting a bad signature, minting, JCS.
 // Prints the ratios the performance targets are stated in (issue: foundation, item 6).
 
-#include <benchmark/benchmark.h>
 #include <sodium.h>
 
 #include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "core/base64url.hpp"
 #include "core/dynamic_key.hpp"

@@ -73,7 +73,8 @@ TEST(LogUsageSink, WritesEveryRecordAsOneLineByTheTimeItIsDestroyed) {
   reader.join();
   ::close(fds[0]);
   int lines = 0;
-  for (std::size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos; start = end + 1) {
+  for (std::size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos;
+       start = end + 1) {
     const std::string_view line(out.data() + start, end - start);
     ASSERT_TRUE(line.starts_with("usage {")) << line;
     const auto body = boost::json::parse(line.substr(6)).as_object();

@@ -50,11 +50,14 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/run-fuzzers $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
+# Every C++ file git tracks or would track (new files too, ignored ones never).
+SOURCES = git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp'
+
 format:
-	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+	$(SOURCES) | xargs clang-format -i
 
 format-check:
-	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+	$(SOURCES) | xargs clang-format --dry-run -Werror
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

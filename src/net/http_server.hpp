@@ -20,7 +20,6 @@
 //   ...; server.stop(std::chrono::seconds(10)); server.wait();
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -60,7 +59,7 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds write_timeout{30000};
-  std::optional<TlsFiles> tls;
+  std::optional<TlsFiles> tls{};
 };
 
 // One request and its response on one connection. The handler must either respond() once, or

@@ -105,7 +105,8 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
   const http::verb method = req.method();
   json::object body;
   if (method == http::verb::post || method == http::verb::put) {
-    auto doc = parse_json(req.body(), {.max_bytes = ctx_.config.max_body_bytes, .max_depth = 16});
+    auto doc =
+        parse_json(req.body(), {.max_bytes = ctx_.config.http.max_body_bytes, .max_depth = 16});
     if (!doc || !doc->is_object()) co_return co_await reject(ex, outcome, Error::body_malformed);
     body = std::move(doc->get_object());
   }

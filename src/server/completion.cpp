@@ -40,7 +40,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   auto key = verify_key(*token, snapshot->issuers, ctx_.config.id, now, ctx_.config.policy);
   if (!key) co_return co_await reject(ex, outcome, key.error());
   const Claims& claims = key->claims;
-  auto body = parse_completion_request(req.body(), endpoint, ctx_.config.max_body_bytes);
+  auto body = parse_completion_request(req.body(), endpoint, ctx_.config.http.max_body_bytes);
   if (!body) co_return co_await reject(ex, outcome, body.error());
   auto cap = check_scope(claims.dks, body->facts());
   if (!cap) co_return co_await reject(ex, outcome, cap.error());

@@ -172,20 +172,20 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "backend"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
-  std::tie(c.listen_host, c.listen_port) =
-      parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
+  std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
   c.identity_key = resolve(base, r.string("identity_key", "server.jwk"));
   c.admin_token_file = resolve(base, r.string("admin_token_file", "admin.token"));
   c.policy.max_ttl = r.integer("max_key_ttl", 3600, 1, 7 * 86400);
   c.policy.leeway = r.integer("leeway", 30, 0, 3600);
-  c.max_body_bytes = static_cast<std::size_t>(r.integer("max_body_bytes", 1 << 20, 1024, 64 << 20));
+  c.http.max_body_bytes =
+      static_cast<std::size_t>(r.integer("max_body_bytes", 1 << 20, 1024, 64 << 20));
   c.store = r.string("store", "memory");
   if (c.store != "memory") r.fail("store", "only \"memory\" is supported by this build");
   c.store_max_entries =
       static_cast<std::size_t>(r.integer("store_max_entries", 1'000'000, 1000, 1'000'000'000));
   c.db = r.string("db", "sqlite:server.db");
   if (!c.db.starts_with("sqlite:")) r.fail("db", "expected sqlite:PATH");
-  c.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
+  c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
   c.access_log = r.boolean("access_log", true);
   net::ServerOptions& h = c.http;
   h.header_timeout = r.seconds("header_timeout", h.header_timeout);
@@ -229,10 +229,6 @@ ServerConfig parse_server_config(std::string_view text, const std::filesystem::p
   ServerConfig c;
   const Reader top(table, "");
   read_top(top, c, base_dir);
-  c.http.host = c.listen_host;
-  c.http.port = c.listen_port;
-  c.http.threads = c.threads;
-  c.http.max_body_bytes = c.max_body_bytes;
 
   std::set<std::string> names, models, backend_ids;
   if (const toml::array* ups = top.tables("upstream")) {

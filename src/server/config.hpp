@@ -44,18 +44,15 @@ struct BackendConfig {
 
 struct ServerConfig {
   std::string id = "llm-1";
-  std::string listen_host = "127.0.0.1";
-  std::uint16_t listen_port = 8000;
   std::filesystem::path identity_key = "server.jwk";
   std::filesystem::path admin_token_file = "admin.token";
   VerifyPolicy policy;
-  std::size_t max_body_bytes = 1 << 20;
   std::string store = "memory";
   std::size_t store_max_entries = 1'000'000;
   std::string db = "sqlite:server.db";
-  unsigned threads = 0;
   bool access_log = true;
-  net::ServerOptions http;  // timeouts and limits of the listening side
+  // The listening side: address (listen), threads, body limit, timeouts, TLS.
+  net::ServerOptions http{.port = 8000};
   std::vector<UpstreamConfig> upstreams;
   std::vector<BackendConfig> backends;
 };

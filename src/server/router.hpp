@@ -4,7 +4,6 @@
 // kept for the life of the thread, so forwarding takes no lock.
 #pragma once
 
-#include <atomic>
 #include <string>
 #include <string_view>
 #include <unordered_map>

@@ -30,11 +30,11 @@ class ServerConfigTest : public ::testing::Test {
 TEST_F(ServerConfigTest, AppliesDefaultsToAnEmptyFile) {
   const ServerConfig c = parse("");
   EXPECT_EQ(c.id, "llm-1");
-  EXPECT_EQ(c.listen_host, "127.0.0.1");
-  EXPECT_EQ(c.listen_port, 8000);
+  EXPECT_EQ(c.http.host, "127.0.0.1");
+  EXPECT_EQ(c.http.port, 8000);
   EXPECT_EQ(c.policy.max_ttl, 3600);
   EXPECT_EQ(c.policy.leeway, 30);
-  EXPECT_EQ(c.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c.http.max_body_bytes, 1u << 20);
   EXPECT_EQ(c.store, "memory");
   EXPECT_EQ(c.identity_key, dir_ / "server.jwk");
   EXPECT_TRUE(c.upstreams.empty());

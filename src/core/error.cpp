@@ -37,6 +37,13 @@ std::string_view to_string(Error e) {
     case Error::model_not_found: return "model_not_found";
     case Error::admin_unauthorized: return "admin_unauthorized";
     case Error::conflict: return "conflict";
+    case Error::user_unknown: return "user_unknown";
+    case Error::uses_not_allowed: return "uses_not_allowed";
+    case Error::quota_exhausted: return "quota_exhausted";
+    case Error::credit_exhausted: return "credit_exhausted";
+    case Error::webhook_malformed: return "webhook_malformed";
+    case Error::timestamp_stale: return "timestamp_stale";
+    case Error::server_unknown: return "server_unknown";
     case Error::json_syntax: return "json_syntax";
     case Error::json_duplicate_member: return "json_duplicate_member";
     case Error::json_too_deep: return "json_too_deep";
@@ -89,6 +96,13 @@ std::string_view describe(Error e) {
     case Error::model_not_found: return "no upstream serves this model";
     case Error::admin_unauthorized: return "a valid admin token is required";
     case Error::conflict: return "the resource already exists";
+    case Error::user_unknown: return "the user token is not valid";
+    case Error::uses_not_allowed: return "the plan does not allow that many uses per key";
+    case Error::quota_exhausted: return "the daily token quota is used up";
+    case Error::credit_exhausted: return "the prepaid credit is used up";
+    case Error::webhook_malformed: return "the callback is not a well-formed usage event";
+    case Error::timestamp_stale: return "the callback timestamp is too far from now";
+    case Error::server_unknown: return "the callback comes from a server that is not pinned";
     case Error::json_syntax: return "the input is not valid JSON";
     case Error::json_duplicate_member: return "a JSON object repeats a member name";
     case Error::json_too_deep: return "the JSON input is nested too deeply";

@@ -55,6 +55,14 @@ enum class Error {
   model_not_found,     // 404: the key allows the model but no upstream serves it
   admin_unauthorized,  // 401: missing or wrong admin token
   conflict,            // 409: the resource exists already
+  // The backend's HTTP surface (DESIGN §6): minting refusals and callback checks.
+  user_unknown,       // 401: the user token names no user
+  uses_not_allowed,   // 403: more uses per key than the user's plan allows
+  quota_exhausted,    // 402: the user's daily token quota is spent
+  credit_exhausted,   // 402: the user's prepaid credit is spent
+  webhook_malformed,  // 400: callback headers or body are not a usage event of ours
+  timestamp_stale,    // 401: callback timestamp more than the tolerance away from now
+  server_unknown,     // 401: callback from a server this backend has not pinned
 
   // Internal codes, mapped by the caller to one of the above or reported by tools.
   json_syntax,            // not JSON: syntax, invalid UTF-8, lone surrogate, trailing data

@@ -8,6 +8,11 @@
 //   POST   /admin/v1/backends/{id}/keys          {"jwks"} add keys (rotation: register first)
 //   DELETE /admin/v1/backends/{id}/keys/{kid}    retire a key (not the last one)
 //   POST   /admin/v1/revocations                 {"iss","jti"} or {"iss","sub"}
+//   GET    /admin/v1/outbox                      outbox counts (admin_outbox.cpp)
+//   GET    /admin/v1/outbox/dead?limit=N         dead letters, newest first
+//   POST   /admin/v1/outbox/replay               {"webhook_id"?, "iss"?}: dead -> pending
+//
+// Backend changes are stored (db) before they are acknowledged, so they survive a restart.
 //
 // "jwks" is a JWK or a JWKS object, checked as strictly as key files are.
 
@@ -17,8 +22,8 @@
 #include "core/json.hpp"
 #include "core/jwk.hpp"
 #include "net/http_client.hpp"
+#include "net/http_errors.hpp"
 #include "server/gateway.hpp"
-#include "server/http_errors.hpp"
 
 namespace dynaseal::server {
 namespace {
@@ -80,6 +85,19 @@ net::Response ok_response(const net::Request& req, http::status status) {
   return json_response(req, status, json::object{{"ok", true}});
 }
 
+store::RegisteredBackend registered(const Backend& b) {
+  return {.id = b.id, .jwks = jwks_json(b.keys), .callback_url = b.callback_url};
+}
+
+// Outside the coroutine: GCC 12 destroys a closure with non-trivial captures twice when it is a
+// temporary in a coroutine.
+net::asio::awaitable<Result<void>> store_backend(DbWorker& db, std::string id,
+                                                 std::optional<store::RegisteredBackend> row) {
+  return db.query<Result<void>>([row = std::move(row), id = std::move(id)](store::ServerStore& s) {
+    return row ? s.put_backend(*row) : s.delete_backend(id);
+  });
+}
+
 net::Response list_response(const net::Request& req, const RegistrySnapshot& snapshot) {
   json::array list;
   for (const auto& [id, b] : snapshot.backends) list.push_back(backend_json(b));
@@ -87,6 +105,25 @@ net::Response list_response(const net::Request& req, const RegistrySnapshot& sna
 }
 
 }  // namespace
+
+net::asio::awaitable<Result<void>> Gateway::persist(std::string id, const RegistrySnapshot& before,
+                                                    Result<void> changed) {
+  if (!changed) co_return changed;
+  std::optional<store::RegisteredBackend> row;
+  {
+    auto after = ctx_.backends.snapshot();
+    auto it = after->backends.find(id);
+    if (it != after->backends.end()) row = registered(it->second);
+  }
+  auto stored = co_await store_backend(ctx_.db, id, std::move(row));
+  if (stored) co_return stored;
+  // Not stored means not done: a registration that would vanish at the next restart must not
+  // be acknowledged.
+  auto prev = before.backends.find(id);
+  ctx_.backends.restore(id, prev == before.backends.end() ? nullptr : &prev->second);
+  ctx_.metrics.store_error();
+  co_return Unexpected(Error::store_unavailable);
+}
 
 net::asio::awaitable<void> Gateway::admin_done(net::Exchange& ex, Outcome& outcome,
                                                Result<void> result, net::http::status status) {
@@ -120,8 +157,8 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     if (!id) co_return co_await reject(ex, outcome, Error::body_malformed);
     auto b = read_backend(body, *id);
     if (!b) co_return co_await reject(ex, outcome, b.error());
-    co_return co_await admin_done(ex, outcome, ctx_.backends.add(std::move(*b)),
-                                  http::status::created);
+    auto added = co_await persist(b->id, *snapshot, ctx_.backends.add(*b));
+    co_return co_await admin_done(ex, outcome, added, http::status::created);
   }
   if (path.size() == 2 && path[0] == "backends") {
     if (method == http::verb::get) {
@@ -133,24 +170,28 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     if (method == http::verb::put) {
       auto b = read_backend(body, path[1]);
       if (!b) co_return co_await reject(ex, outcome, b.error());
-      co_return co_await admin_done(ex, outcome, ctx_.backends.replace(std::move(*b)),
-                                    http::status::ok);
+      auto replaced = co_await persist(b->id, *snapshot, ctx_.backends.replace(*b));
+      co_return co_await admin_done(ex, outcome, replaced, http::status::ok);
     }
     if (method == http::verb::delete_) {
-      co_return co_await admin_done(ex, outcome, ctx_.backends.remove(path[1]), http::status::ok);
+      auto removed =
+          co_await persist(std::string(path[1]), *snapshot, ctx_.backends.remove(path[1]));
+      co_return co_await admin_done(ex, outcome, removed, http::status::ok);
     }
   }
   if (path.size() == 3 && path[0] == "backends" && path[2] == "keys" &&
       method == http::verb::post) {
     auto keys = read_keys(body);
     if (!keys) co_return co_await reject(ex, outcome, keys.error());
-    co_return co_await admin_done(ex, outcome, ctx_.backends.add_keys(path[1], *keys),
-                                  http::status::ok);
+    auto added =
+        co_await persist(std::string(path[1]), *snapshot, ctx_.backends.add_keys(path[1], *keys));
+    co_return co_await admin_done(ex, outcome, added, http::status::ok);
   }
   if (path.size() == 4 && path[0] == "backends" && path[2] == "keys" &&
       method == http::verb::delete_) {
-    co_return co_await admin_done(ex, outcome, ctx_.backends.remove_key(path[1], path[3]),
-                                  http::status::ok);
+    auto removed = co_await persist(std::string(path[1]), *snapshot,
+                                    ctx_.backends.remove_key(path[1], path[3]));
+    co_return co_await admin_done(ex, outcome, removed, http::status::ok);
   }
   if (path.size() == 1 && path[0] == "revocations" && method == http::verb::post) {
     auto iss = string_member(body, "iss");
@@ -168,6 +209,8 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     if (!r && r.error() == Error::store_unavailable) ctx_.metrics.store_error();
     co_return co_await admin_done(ex, outcome, r, http::status::ok);
   }
+  if (!path.empty() && path[0] == "outbox")
+    co_return co_await admin_outbox(ex, outcome, path, body);
   co_await reject(ex, outcome, Error::not_found);
 }
 

@@ -68,6 +68,14 @@ Result<void> BackendRegistry::remove_key(std::string_view id, std::string_view k
   });
 }
 
+void BackendRegistry::restore(std::string_view id, const Backend* previous) {
+  (void)update([&](auto& backends) -> Result<void> {
+    if (auto it = backends.find(id); it != backends.end()) backends.erase(it);
+    if (previous != nullptr) backends.emplace(previous->id, *previous);
+    return {};
+  });
+}
+
 Result<void> BackendRegistry::remove(std::string_view id) {
   return update([&](auto& backends) -> Result<void> {
     auto it = backends.find(id);

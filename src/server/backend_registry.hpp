@@ -43,6 +43,9 @@ class BackendRegistry {
   // Removes one key; not_found for an unknown backend or kid; conflict when it is the last.
   Result<void> remove_key(std::string_view id, std::string_view kid);
   Result<void> remove(std::string_view id);
+  // Puts backend `id` back as it was (`previous`, or absent when null): undoes a change that
+  // could not be stored.
+  void restore(std::string_view id, const Backend* previous);
 
  private:
   // Applies `change` to a copy of the current snapshot and publishes it.

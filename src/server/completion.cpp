@@ -7,8 +7,8 @@
 #include "core/crypto.hpp"
 #include "core/dynamic_key.hpp"
 #include "core/json.hpp"
+#include "net/http_errors.hpp"
 #include "server/gateway.hpp"
-#include "server/http_errors.hpp"
 #include "server/stream_relay.hpp"
 
 namespace dynaseal::server {
@@ -73,6 +73,15 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
                      .started_at_ms = unix_ms(),
                      .request_sha256 = hex_sha256(req.body()),
                      .ctx = claims.ctx};
+  // Durable before the engine sees the request: a crash from here on still yields an event.
+  if (auto opened = co_await ctx_.outbox.open(record); !opened) {
+    // conflict: this use of the key was consumed before (before a restart of the server,
+    // which the in-memory use store does not remember): refused, as the use is gone.
+    if (opened.error() == Error::store_unavailable) ctx_.metrics.store_error();
+    co_return co_await reject(
+        ex, outcome,
+        opened.error() == Error::conflict ? Error::uses_exhausted : Error::store_unavailable);
+  }
   co_await forward(ex, *body, *upstream, std::min(*cap, grant->granted_tokens), record, outcome);
   record.finished_at_ms = unix_ms();
 
@@ -88,7 +97,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   outcome.record = &record;
   finish(outcome);
   outcome.record = nullptr;
-  ctx_.usage.submit(std::move(record));
+  ctx_.outbox.finish(record);
 }
 
 asio::awaitable<void> Gateway::forward(net::Exchange& ex, CompletionRequest& body,

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "store/key_file.hpp"
+#include "store/sqlite.hpp"
 
 namespace dynaseal::server {
 namespace {
@@ -169,7 +170,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "tls_certificate",
           "tls_private_key",
           "upstream",
-          "backend"});
+          "backend",
+          "outbox"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
   std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
@@ -184,7 +186,12 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   c.store_max_entries =
       static_cast<std::size_t>(r.integer("store_max_entries", 1'000'000, 1000, 1'000'000'000));
   c.db = r.string("db", "sqlite:server.db");
-  if (!c.db.starts_with("sqlite:")) r.fail("db", "expected sqlite:PATH");
+  if (c.db.starts_with("postgresql:") || c.db.starts_with("postgres:")) {
+    r.fail("db", "PostgreSQL is not supported by this build yet; use sqlite:PATH");
+  }
+  auto db_path = store::sqlite_path(c.db, base);
+  if (!db_path) r.fail("db", "expected sqlite:PATH");
+  c.db_path = *db_path;
   c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
   c.access_log = r.boolean("access_log", true);
   net::ServerOptions& h = c.http;
@@ -197,6 +204,29 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   const std::string cert = r.string("tls_certificate", ""), key = r.string("tls_private_key", "");
   if (cert.empty() != key.empty()) r.fail("tls_certificate", "needs tls_private_key too");
   if (!cert.empty()) h.tls = net::TlsFiles{resolve(base, cert), resolve(base, key)};
+}
+
+OutboxOptions read_outbox(const toml::table& t) {
+  const Reader r(t, "outbox");
+  r.only({"retry_base_ms", "retry_max_delay", "max_age", "retention", "concurrency_per_backend",
+          "delivery_timeout_ms", "poll_ms"});
+  OutboxOptions o;
+  auto ms = [&](std::string_view key, milliseconds fallback, std::int64_t min, std::int64_t max) {
+    return milliseconds(r.integer(key, fallback.count(), min, max));
+  };
+  auto secs = [&](std::string_view key, milliseconds fallback, std::int64_t min, std::int64_t max) {
+    return milliseconds(r.integer(key, fallback.count() / 1000, min, max) * 1000);
+  };
+  o.retry_base = ms("retry_base_ms", o.retry_base, 10, 3'600'000);
+  o.retry_max_delay = secs("retry_max_delay", o.retry_max_delay, 1, 7 * 86400);
+  o.max_age = secs("max_age", o.max_age, 1, 30 * 86400);
+  o.retention = secs("retention", o.retention, 1, 365 * 86400);
+  o.concurrency_per_backend =
+      static_cast<std::size_t>(r.integer("concurrency_per_backend", 16, 1, 1024));
+  o.delivery_timeout = ms("delivery_timeout_ms", o.delivery_timeout, 100, 600'000);
+  o.poll = ms("poll_ms", o.poll, 10, 60'000);
+  if (o.retry_max_delay < o.retry_base) r.fail("retry_max_delay", "is below retry_base_ms");
+  return o;
 }
 
 }  // namespace
@@ -229,6 +259,11 @@ ServerConfig parse_server_config(std::string_view text, const std::filesystem::p
   ServerConfig c;
   const Reader top(table, "");
   read_top(top, c, base_dir);
+
+  if (const toml::node* outbox = table.get("outbox")) {
+    if (!outbox->is_table()) top.fail("outbox", "expected an [outbox] table");
+    c.outbox = read_outbox(*outbox->as_table());
+  }
 
   std::set<std::string> names, models, backend_ids;
   if (const toml::array* ups = top.tables("upstream")) {

@@ -42,6 +42,18 @@ struct BackendConfig {
   std::string callback_url;
 };
 
+// [outbox]: delivery of usage callbacks (server/outbox.hpp).
+struct OutboxOptions {
+  std::chrono::milliseconds retry_base{1000};
+  std::chrono::milliseconds retry_max_delay{std::chrono::hours(6)};
+  std::chrono::milliseconds max_age{std::chrono::hours(72)};
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};  // delivered events kept
+  std::size_t concurrency_per_backend = 16;
+  std::chrono::milliseconds delivery_timeout{10000};
+  std::chrono::milliseconds lease{std::chrono::minutes(5)};
+  std::chrono::milliseconds poll{1000};  // looks for due retries at least this often
+};
+
 struct ServerConfig {
   std::string id = "llm-1";
   std::filesystem::path identity_key = "server.jwk";
@@ -50,6 +62,8 @@ struct ServerConfig {
   std::string store = "memory";
   std::size_t store_max_entries = 1'000'000;
   std::string db = "sqlite:server.db";
+  std::filesystem::path db_path = "server.db";  // of db, resolved against the config's directory
+  OutboxOptions outbox;
   bool access_log = true;
   // The listening side: address (listen), threads, body limit, timeouts, TLS.
   net::ServerOptions http{.port = 8000};

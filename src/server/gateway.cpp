@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/dynamic_key.hpp"
-#include "server/http_errors.hpp"
+#include "net/http_errors.hpp"
 
 namespace dynaseal::server {
 
@@ -138,7 +138,7 @@ net::asio::awaitable<void> Gateway::ready(net::Exchange& ex, Outcome& outcome) {
 
 net::asio::awaitable<void> Gateway::reject(net::Exchange& ex, Outcome& outcome, Error e) {
   outcome.code = e;
-  co_await reply(ex, outcome, error_response(ex.request(), e));
+  co_await reply(ex, outcome, net::error_response(ex.request(), e));
 }
 
 net::asio::awaitable<void> Gateway::reply(net::Exchange& ex, Outcome& outcome, net::Response res) {

@@ -3,14 +3,19 @@
 // The completion path, in order: bearer -> verify (core) -> strict body -> scope -> route ->
 // consume a use and reserve budget (store) -> forward (max_tokens rewritten, usage requested on
 // streams, the engine's own key; the client's Authorization never leaves) -> relay (streams
-// event by event) -> settle the budget -> one usage record to the sink. Nothing before the
-// consume has side effects; after it, exactly one usage record is produced whatever happens.
+// event by event) -> settle the budget -> the final usage record to the outbox. Nothing before
+// the consume has side effects; after it, the record is made durable in the outbox before the
+// engine is called, so exactly one usage event is produced whatever happens, even a crash.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
 
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
@@ -18,6 +23,7 @@
 #include "server/completion_request.hpp"
 #include "server/config.hpp"
 #include "server/metrics.hpp"
+#include "server/outbox.hpp"
 #include "server/router.hpp"
 #include "server/usage.hpp"
 #include "store/use_store.hpp"
@@ -29,7 +35,8 @@ struct GatewayContext {
   BackendRegistry& backends;
   store::UseStore& uses;
   Router& router;
-  UsageSink& usage;
+  Outbox& outbox;
+  DbWorker& db;
   Metrics& metrics;
   std::string admin_token;
   std::string well_known;                         // the /.well-known/dynaseal document
@@ -66,6 +73,11 @@ class Gateway {
   net::asio::awaitable<void> models(net::Exchange& ex, Outcome& outcome);
   net::asio::awaitable<void> ready(net::Exchange& ex, Outcome& outcome);
   net::asio::awaitable<void> admin(net::Exchange& ex, Outcome& outcome);
+  net::asio::awaitable<void> admin_outbox(net::Exchange& ex, Outcome& outcome,
+                                          const std::vector<std::string_view>& path,
+                                          const boost::json::object& body);
+  net::asio::awaitable<Result<void>> persist(std::string id, const RegistrySnapshot& before,
+                                             Result<void> changed);
   net::asio::awaitable<void> admin_done(net::Exchange& ex, Outcome& outcome, Result<void> result,
                                         net::http::status status);
 

@@ -146,7 +146,40 @@ std::string Metrics::render(std::size_t open_connections) const {
   line(out, "dynaseal_open_connections", "", static_cast<double>(open_connections));
   help(out, "dynaseal_store_errors_total", "counter", "Use store failures (fail closed).");
   line(out, "dynaseal_store_errors_total", "", static_cast<double>(store_errors_.load(kRelaxed)));
+  render_outbox(out);
   return out;
+}
+
+void Metrics::outbox_delivered(double latency_seconds) {
+  outbox_delivered_.fetch_add(1, kRelaxed);
+  outbox_latency_.observe(latency_seconds);
+}
+
+void Metrics::outbox_gauges(const store::OutboxStats& s) {
+  outbox_gauges_[0].store(s.open, kRelaxed);
+  outbox_gauges_[1].store(s.pending, kRelaxed);
+  outbox_gauges_[2].store(s.dead, kRelaxed);
+}
+
+void Metrics::render_outbox(std::string& out) const {
+  help(out, "dynaseal_outbox_events", "gauge", "Usage events in the outbox, by state.");
+  const char* states[] = {"open", "pending", "dead"};
+  for (std::size_t i = 0; i < outbox_gauges_.size(); ++i) {
+    line(out, "dynaseal_outbox_events", std::string("state=\"") + states[i] + "\"",
+         static_cast<double>(outbox_gauges_[i].load(kRelaxed)));
+  }
+  help(out, "dynaseal_outbox_delivered_total", "counter", "Usage events acknowledged (2xx).");
+  line(out, "dynaseal_outbox_delivered_total", "",
+       static_cast<double>(outbox_delivered_.load(kRelaxed)));
+  help(out, "dynaseal_outbox_retried_total", "counter", "Failed deliveries scheduled again.");
+  line(out, "dynaseal_outbox_retried_total", "",
+       static_cast<double>(outbox_retried_.load(kRelaxed)));
+  help(out, "dynaseal_outbox_dead_lettered_total", "counter", "Usage events given up on.");
+  line(out, "dynaseal_outbox_dead_lettered_total", "",
+       static_cast<double>(outbox_dead_lettered_.load(kRelaxed)));
+  help(out, "dynaseal_outbox_delivery_latency_seconds", "histogram",
+       "From an event being queued to its acknowledgement.");
+  outbox_latency_.render(out, "dynaseal_outbox_delivery_latency_seconds", "");
 }
 
 }  // namespace dynaseal::server

@@ -8,6 +8,10 @@
 // dynaseal_tokens_total{model,kind}               prompt / completion tokens
 // dynaseal_in_flight_requests, dynaseal_open_connections, dynaseal_store_errors_total,
 // dynaseal_usage_records_total{status}
+// dynaseal_outbox_events{state}                   open / pending / dead, refreshed every 10 s
+// dynaseal_outbox_delivered_total, dynaseal_outbox_retried_total,
+// dynaseal_outbox_dead_lettered_total, dynaseal_outbox_delivery_latency_seconds (histogram,
+// from the event being queued to the backend's 2xx)
 #pragma once
 
 #include <array>
@@ -20,6 +24,7 @@
 
 #include "core/error.hpp"
 #include "server/usage.hpp"
+#include "store/server_store.hpp"
 
 namespace dynaseal::server {
 
@@ -51,11 +56,15 @@ class Metrics {
   void usage_record(UsageStatus s) { usage_records_[static_cast<std::size_t>(s)]++; }
   void store_error() { store_errors_++; }
   std::atomic<std::int64_t>& in_flight() { return in_flight_; }
+  void outbox_delivered(double latency_seconds);
+  void outbox_retried() { outbox_retried_++; }
+  void outbox_dead_lettered() { outbox_dead_lettered_++; }
+  void outbox_gauges(const store::OutboxStats& s);
 
   std::string render(std::size_t open_connections) const;
 
  private:
-  static constexpr std::size_t kCodes = static_cast<std::size_t>(Error::conflict) + 2;  // + ok
+  static constexpr std::size_t kCodes = static_cast<std::size_t>(Error::internal) + 2;  // + ok
   // Statuses the server sends; any other (an engine's 4xx passed through) counts as "other".
   static constexpr std::array<unsigned, 15> kStatuses = {200, 400, 401, 402, 403, 404, 405, 409,
                                                          413, 429, 431, 500, 502, 503, 504};
@@ -63,6 +72,8 @@ class Metrics {
   static std::size_t slot(Route r, std::size_t code, std::size_t status) {
     return (static_cast<std::size_t>(r) * kCodes + code) * kStatusSlots + status;
   }
+
+  void render_outbox(std::string& out) const;
 
   std::vector<std::string> models_;
   std::vector<std::atomic<std::uint64_t>> requests_;  // [route][code][status]
@@ -72,6 +83,11 @@ class Metrics {
   std::array<std::atomic<std::uint64_t>, 4> usage_records_{};
   std::atomic<std::uint64_t> store_errors_{0};
   std::atomic<std::int64_t> in_flight_{0};
+  std::atomic<std::uint64_t> outbox_delivered_{0};
+  std::atomic<std::uint64_t> outbox_retried_{0};
+  std::atomic<std::uint64_t> outbox_dead_lettered_{0};
+  std::array<std::atomic<std::int64_t>, 3> outbox_gauges_{};  // open, pending, dead
+  Histogram outbox_latency_;
 };
 
 }  // namespace dynaseal::server

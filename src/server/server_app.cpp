@@ -10,10 +10,11 @@
 
 #include "core/base64url.hpp"
 #include "core/jwk.hpp"
+#include "net/http_errors.hpp"
 #include "server/gateway.hpp"
-#include "server/http_errors.hpp"
 #include "store/key_file.hpp"
 #include "store/memory_use_store.hpp"
+#include "store/sqlite_server_store.hpp"
 
 namespace dynaseal::server {
 namespace {
@@ -60,7 +61,7 @@ std::string well_known_json(const ServerConfig& c, const SigningKey& identity) {
   doc["id"] = c.id;
   doc["version"] = "0.1.0";
   doc["jwks"] = boost::json::parse(jwks_json({make_public_jwk(identity.public_key())}));
-  doc["features"] = boost::json::array{"dynamic_keys", "streaming"};
+  doc["features"] = boost::json::array{"dynamic_keys", "streaming", "usage_callbacks"};
   doc["max_key_ttl"] = c.policy.max_ttl;
   doc["leeway"] = c.policy.leeway;
   return boost::json::serialize(doc);
@@ -72,6 +73,34 @@ std::vector<std::string> all_models(const ServerConfig& c) {
   return models;
 }
 
+std::unique_ptr<store::ServerStore> open_db(const ServerConfig& c) {
+  std::string message;
+  auto db = store::SqliteServerStore::open(c.db_path, &message);
+  if (!db) throw ConfigError("db: " + message);
+  return db;
+}
+
+// The registry at start: the config's [[backend]] entries, then what the admin API stored,
+// which wins for an id in both (it is the later decision, e.g. a key rotation).
+void load_backends(const ServerConfig& c, store::ServerStore& db, BackendRegistry& registry) {
+  for (const BackendConfig& b : c.backends) {
+    if (!registry.add({b.id, b.keys, b.callback_url})) throw ConfigError("backend: duplicate id");
+  }
+  auto stored = db.backends();
+  if (!stored) throw ConfigError("db: cannot read the registered backends");
+  for (const store::RegisteredBackend& r : *stored) {
+    auto keys = parse_jwks(r.jwks);
+    if (!keys) throw ConfigError("db: backend " + r.id + " has an invalid stored JWKS");
+    Backend b{r.id, std::move(*keys), r.callback_url};
+    if (registry.snapshot()->backends.count(r.id)) {
+      spdlog::info("backend {}: using its registration stored through the admin API", r.id);
+      registry.restore(r.id, &b);
+    } else {
+      (void)registry.add(std::move(b));
+    }
+  }
+}
+
 }  // namespace
 
 struct ServerApp::Impl {
@@ -81,7 +110,8 @@ struct ServerApp::Impl {
   store::MemoryUseStore uses;
   Router router;
   Metrics metrics;
-  LogUsageSink usage;
+  std::unique_ptr<DbWorker> db;
+  std::unique_ptr<Outbox> outbox;
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<net::HttpServer> http;
   // Expired use-store entries are dropped by a sweeper thread, off the request path.
@@ -89,13 +119,19 @@ struct ServerApp::Impl {
   std::mutex sweep_mutex;
   std::condition_variable sweep_wake;
   bool stopping = false;
+  bool waited = false;
 
   explicit Impl(ServerConfig c)
       : config(std::move(c)),
         identity(load_or_create_identity(config.identity_key)),
         uses({.max_entries = config.store_max_entries}),
         router(config.upstreams),
-        metrics(all_models(config)) {}
+        metrics(all_models(config)) {
+    auto store = open_db(config);
+    load_backends(config, *store, backends);
+    db = std::make_unique<DbWorker>(std::move(store));
+    outbox = std::make_unique<Outbox>(*db, backends, identity, config.id, config.outbox, metrics);
+  }
 
   void sweep_loop() {
     std::unique_lock lock(sweep_mutex);
@@ -107,14 +143,12 @@ struct ServerApp::Impl {
 
 ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
   Impl& i = *impl_;
-  for (const BackendConfig& b : i.config.backends) {
-    if (!i.backends.add({b.id, b.keys, b.callback_url})) throw ConfigError("backend: duplicate id");
-  }
   GatewayContext ctx{.config = i.config,
                      .backends = i.backends,
                      .uses = i.uses,
                      .router = i.router,
-                     .usage = i.usage,
+                     .outbox = *i.outbox,
+                     .db = *i.db,
                      .metrics = i.metrics,
                      .admin_token = load_or_create_admin_token(i.config.admin_token_file),
                      .well_known = well_known_json(i.config, i.identity),
@@ -130,7 +164,7 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
     }
     net::Response res{status, 11};
     res.set(net::http::field::content_type, "application/json");
-    res.body() = error_body(e);
+    res.body() = net::error_body(e);
     return res;
   };
   Gateway& gateway = *i.gateway;
@@ -147,6 +181,7 @@ ServerApp::~ServerApp() {
 std::uint16_t ServerApp::port() const { return impl_->http->port(); }
 
 void ServerApp::start() {
+  impl_->outbox->start();
   impl_->http->start();
   impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
 }
@@ -161,8 +196,15 @@ void ServerApp::stop(std::chrono::milliseconds grace) {
 }
 
 void ServerApp::wait() {
+  if (impl_->waited) return;  // the destructor waits too
+  impl_->waited = true;
   impl_->http->wait();
   if (impl_->sweeper.joinable()) impl_->sweeper.join();
+  // Requests are over: deliver what they produced (briefly: a backend that is down must not
+  // hold the exit up), stop delivering, then let the database take the last writes.
+  impl_->outbox->drain(std::chrono::seconds(2));
+  impl_->outbox->stop();
+  impl_->db->stop();
 }
 
 }  // namespace dynaseal::server

@@ -4,7 +4,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "core/json.hpp"
-#include "server/http_errors.hpp"
+#include "net/http_errors.hpp"
 
 namespace dynaseal::server {
 
@@ -58,6 +58,8 @@ bool StreamRelay::relay(const SseEvent& event, std::string& out) {
 
 bool StreamRelay::complete() const { return done_ && !failed_ && parser_.at_boundary(); }
 
-void StreamRelay::append_error(std::string& out, Error e) { sse_append_data(out, error_body(e)); }
+void StreamRelay::append_error(std::string& out, Error e) {
+  sse_append_data(out, net::error_body(e));
+}
 
 }  // namespace dynaseal::server

@@ -1,8 +1,5 @@
 #include "server/usage.hpp"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <ctime>
 
 #include <boost/json/serialize.hpp>
@@ -63,68 +60,6 @@ std::string usage_event_json(const UsageRecord& r) {
   o["response_sha256"] = r.response_sha256;
   if (r.ctx) o["ctx"] = *r.ctx;
   return json::serialize(o);
-}
-
-namespace {
-
-constexpr std::size_t kFlushBytes = 64 * 1024;
-constexpr std::size_t kMaxWrite = 4096;  // PIPE_BUF: atomic on pipes
-constexpr auto kFlushEvery = std::chrono::milliseconds(50);
-
-}  // namespace
-
-LogUsageSink::LogUsageSink(int fd) : fd_(fd), writer_([this] { write_loop(); }) {}
-
-LogUsageSink::~LogUsageSink() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  writer_.join();
-}
-
-void LogUsageSink::submit(UsageRecord record) {
-  std::string line = "usage " + usage_event_json(record) + "\n";
-  submitted_.fetch_add(1, std::memory_order_relaxed);
-  bool full = false;
-  {
-    std::lock_guard lock(mutex_);
-    pending_ += line;
-    full = pending_.size() >= kFlushBytes;
-  }
-  if (full) wake_.notify_one();
-}
-
-void LogUsageSink::write_loop() {
-  std::string batch;
-  std::unique_lock lock(mutex_);
-  for (;;) {
-    wake_.wait_for(lock, kFlushEvery,
-                   [this] { return stopping_ || pending_.size() >= kFlushBytes; });
-    batch.swap(pending_);
-    const bool last = stopping_;
-    lock.unlock();
-    write_out(batch);
-    batch.clear();
-    lock.lock();
-    if (last && pending_.empty()) return;
-  }
-}
-
-void LogUsageSink::write_out(const std::string& lines) {
-  std::string_view rest = lines;
-  while (!rest.empty()) {
-    std::size_t n = rest.size();
-    if (n > kMaxWrite) {
-      const std::size_t cut = rest.rfind('\n', kMaxWrite - 1);
-      n = cut == std::string_view::npos ? kMaxWrite : cut + 1;  // a line over 4 KiB goes as is
-    }
-    const ssize_t written = ::write(fd_, rest.data(), n);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return;  // stderr is gone: nothing better to do with the lines
-    rest.remove_prefix(static_cast<std::size_t>(written));
-  }
 }
 
 }  // namespace dynaseal::server

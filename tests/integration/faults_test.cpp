@@ -73,20 +73,13 @@ TEST_F(Faults, AClientLeavingMidStreamCancelsTheEngineAndItsUsageIsStillRecorded
   EXPECT_EQ(cancelled, 1);
   EXPECT_EQ(disconnected, 1);
   EXPECT_EQ(engine->stats().at("completed").as_int64(), 0);
-  // The usage record (logged by the sink until the outbox lands, in batches every 50 ms)
-  // names the key's event.
-  const std::string needle = "usage {\"type\":\"usage\",\"event_id\":\"" + c.jti + "\"";
-  std::string log;
-  EXPECT_TRUE(eventually(
-      [&] {
-        log = server->process().log();
-        return log.find(needle) != std::string::npos;
-      },
-      scaled(2s)));
-  const std::size_t at = log.find(needle);
-  ASSERT_NE(at, std::string::npos) << log;
-  const std::string record = log.substr(at, log.find('\n', at) - at);
-  EXPECT_NE(record.find("\"status\":\"client_disconnected\""), std::string::npos) << record;
+  // The usage event reaches the backend, signed by the server, saying what happened.
+  auto event = callbacks.wait_event(c.jti, 1, scaled(5s));
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->at("status").as_string(), "client_disconnected");
+  const auto received = callbacks.received();
+  ASSERT_FALSE(received.empty());
+  EXPECT_TRUE(signed_by(received.front(), server->identity()));
 }
 
 struct FaultCase {

@@ -117,12 +117,14 @@ Server::Server(const std::filesystem::path& dir, const std::string& engine_url, 
        << "header_timeout = " << o.header_timeout_s << "\n"
        << "access_log = true\n"
        << "threads = 2\n\n"
+       << o.outbox_toml << "\n"
        << "[[upstream]]\nname = \"local\"\nurl = \"" << engine_url << "\"\n"
        << "models = [\"demo\", \"other\"]\n\n"
        << "[[upstream]]\nname = \"strict\"\nurl = \"" << engine_url << "\"\n"
        << "models = [\"strict\"]\nfirst_byte_timeout = " << o.strict_first_byte_timeout_s << "\n\n"
        << "[[backend]]\nid = \"" << acme.id() << "\"\njwks = \""
        << acme.jwks_file().filename().string() << "\"\n";
+  if (!o.callback_url.empty()) toml << "callback_url = \"" << o.callback_url << "\"\n";
   toml.close();
   process_ = std::make_unique<Process>(
       std::vector<std::string>{"server", "--config", (dir / "server.toml").string(), "--grace",
@@ -130,6 +132,12 @@ Server::Server(const std::filesystem::path& dir, const std::string& engine_url, 
       dir / "server.log");
   port_ = static_cast<std::uint16_t>(
       std::stoi(process_->wait_for_line("server listening on port ", scaled(10s))));
+}
+
+PublicKey Server::identity() const {
+  auto key = store::read_private_key_file(dir_ / "server.jwk");
+  if (!key) throw std::runtime_error("cannot read server.jwk");
+  return key->public_key();
 }
 
 std::string Server::admin_token() const {
@@ -170,6 +178,7 @@ IntegrationTest::IntegrationTest() : acme("acme", dir.path()) {}
 
 void IntegrationTest::start() {
   engine = std::make_unique<Engine>(dir.path(), engine_options);
+  if (server_options.callback_url.empty()) server_options.callback_url = callbacks.url();
   server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
 }
 

@@ -26,6 +26,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "callback_receiver.hpp"
 #include "core/claims.hpp"
 #include "core/crypto.hpp"
 #include "http_client.hpp"
@@ -96,6 +97,10 @@ struct ServerOptions {
   // "strict" with this first_byte_timeout, so timeouts are testable without slowing the rest.
   int strict_first_byte_timeout_s = 1;
   int grace_s = 3;  // dynaseal server --grace
+  // acme's callback URL; the fixture points it at its CallbackReceiver when left empty.
+  std::string callback_url;
+  // Delivery tuned for tests: quick retries, short sleeps.
+  std::string outbox_toml = "[outbox]\nretry_base_ms = 100\nretry_max_delay = 1\npoll_ms = 50\n";
 };
 
 // `dynaseal server --config DIR/server.toml`, its config written from `options`, with backend
@@ -109,6 +114,7 @@ class Server {
   const std::filesystem::path& dir() const { return dir_; }
   std::string admin_token() const;  // read from the admin token file
   std::string metrics() const;      // GET /metrics body
+  PublicKey identity() const;       // the server's identity public key (server.jwk)
 
  private:
   std::filesystem::path dir_;
@@ -143,6 +149,7 @@ class IntegrationTest : public ::testing::Test {
   }
 
   testing::TempDir dir;
+  CallbackReceiver callbacks;
   Backend acme;
   EngineOptions engine_options;
   ServerOptions server_options;

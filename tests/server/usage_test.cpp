@@ -52,37 +52,5 @@ TEST(Usage, ReadsUsageOnlyWhenWellFormed) {
   EXPECT_FALSE(usage(R"({"usage":{"prompt_tokens":1.5,"completion_tokens":4}})"));
 }
 
-TEST(LogUsageSink, WritesEveryRecordAsOneLineByTheTimeItIsDestroyed) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  // Read while the sink writes: the records are more than a pipe holds.
-  std::string out;
-  std::thread reader([&out, fd = fds[0]] {
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-  });
-  constexpr int kRecords = 200;  // about 80 KB: many 4 KiB writes
-  {
-    LogUsageSink sink(fds[1]);
-    for (int i = 0; i < kRecords; ++i) sink.submit(record("evt-" + std::to_string(i)));
-    EXPECT_EQ(sink.submitted(), static_cast<std::uint64_t>(kRecords));
-  }
-  ::close(fds[1]);
-  reader.join();
-  ::close(fds[0]);
-  int lines = 0;
-  for (std::size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos;
-       start = end + 1) {
-    const std::string_view line(out.data() + start, end - start);
-    ASSERT_TRUE(line.starts_with("usage {")) << line;
-    const auto body = boost::json::parse(line.substr(6)).as_object();
-    EXPECT_EQ(body.at("event_id").as_string(), "evt-" + std::to_string(lines));
-    ++lines;
-  }
-  EXPECT_EQ(lines, kRecords);
-}
-
 }  // namespace
 }  // namespace dynaseal::server

@@ -1,12 +1,12 @@
-#include "server/http_errors.hpp"
+#include "net/http_errors.hpp"
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
-namespace dynaseal::server {
+namespace dynaseal::net {
 namespace {
 
-using net::http::status;
+using http::status;
 
 TEST(HttpErrors, MapsTheContractCodesToTheirStatuses) {
   const std::pair<Error, status> contract[] = {
@@ -65,4 +65,4 @@ TEST(HttpErrors, AsksForABearerTokenOn401) {
 }
 
 }  // namespace
-}  // namespace dynaseal::server
+}  // namespace dynaseal::net

@@ -8,10 +8,10 @@
 #include "core/error.hpp"
 #include "net/http_server.hpp"
 
-namespace dynaseal::server {
+namespace dynaseal::net {
 
 struct HttpError {
-  net::http::status status;
+  http::status status;
   std::string_view type;  // OpenAI error type, e.g. "authentication_error"
 };
 
@@ -20,6 +20,6 @@ HttpError http_error(Error e);
 std::string error_body(Error e);
 
 // The error response for `req`: status, JSON body, and WWW-Authenticate on 401s.
-net::Response error_response(const net::Request& req, Error e);
+Response error_response(const Request& req, Error e);
 
-}  // namespace dynaseal::server
+}  // namespace dynaseal::net

@@ -1,17 +1,18 @@
-#include "server/http_errors.hpp"
+#include "net/http_errors.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-namespace dynaseal::server {
+namespace dynaseal::net {
 
-using net::http::status;
+using http::status;
 
 // Exhaustive on purpose: adding an Error without deciding its status fails the build.
 HttpError http_error(Error e) {
   switch (e) {
     case Error::body_malformed:
-    case Error::model_missing: return {status::bad_request, "invalid_request_error"};
+    case Error::model_missing:
+    case Error::webhook_malformed: return {status::bad_request, "invalid_request_error"};
     case Error::token_missing:
     case Error::token_malformed:
     case Error::token_too_large:
@@ -26,13 +27,19 @@ HttpError http_error(Error e) {
     case Error::ttl_too_long:
     case Error::uses_exhausted:
     case Error::token_revoked:
-    case Error::admin_unauthorized: return {status::unauthorized, "authentication_error"};
+    case Error::admin_unauthorized:
+    case Error::user_unknown:
+    case Error::timestamp_stale:
+    case Error::server_unknown: return {status::unauthorized, "authentication_error"};
     case Error::model_not_allowed:
     case Error::max_tokens_exceeded:
     case Error::n_not_allowed:
     case Error::stream_not_allowed:
-    case Error::endpoint_not_allowed: return {status::forbidden, "permission_error"};
-    case Error::budget_exhausted: return {status::payment_required, "insufficient_quota"};
+    case Error::endpoint_not_allowed:
+    case Error::uses_not_allowed: return {status::forbidden, "permission_error"};
+    case Error::budget_exhausted:
+    case Error::quota_exhausted:
+    case Error::credit_exhausted: return {status::payment_required, "insufficient_quota"};
     case Error::body_too_large: return {status::payload_too_large, "invalid_request_error"};
     case Error::rate_limited: return {status::too_many_requests, "rate_limit_error"};
     case Error::upstream_error: return {status::bad_gateway, "upstream_error"};
@@ -68,12 +75,12 @@ std::string error_body(Error e) {
   return boost::json::serialize(boost::json::object{{"error", std::move(error)}});
 }
 
-net::Response error_response(const net::Request& req, Error e) {
-  net::Response res = net::make_response(req, http_error(e).status, error_body(e));
+Response error_response(const net::Request& req, Error e) {
+  Response res = make_response(req, http_error(e).status, error_body(e));
   if (res.result() == status::unauthorized) {
-    res.set(net::http::field::www_authenticate, "Bearer");
+    res.set(http::field::www_authenticate, "Bearer");
   }
   return res;
 }
 
-}  // namespace dynaseal::server
+}  // namespace dynaseal::net

@@ -1,0 +1,96 @@
+// The thread that owns the server's database (store::ServerStore): request threads hand it
+// writes and queries and never wait on SQLite themselves.
+//
+// Group commit: every write queued while a transaction is being committed goes into the next
+// transaction, so a busy server commits thousands of outbox writes at a time and an idle one
+// commits each at once. A write may carry a callback, run on this thread after its transaction
+// committed (or failed); `write_durable` is the awaitable form for the request path.
+//
+// Failure: a transaction that fails fails every write in it that has a callback (the caller
+// decides: a request refuses with store_unavailable). Writes without a callback are the
+// outbox's own bookkeeping and must not be lost: they are retried, every 200 ms, until the
+// database takes them or the worker stops (then they are logged as lost).
+//
+//   DbWorker db(std::move(store));
+//   auto result = co_await db.write_durable(store::outbox::Open{...});   // on a worker thread
+//   auto stats = co_await db.query<Result<store::OutboxStats>>(
+//       [](store::ServerStore& s) { return s.stats(); });
+//   db.stop();   // flushes queued writes, runs queued tasks, joins
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "store/server_store.hpp"
+
+namespace dynaseal::server {
+
+namespace asio = boost::asio;
+
+class DbWorker {
+ public:
+  using WriteDone = std::function<void(store::OutboxWriteResult)>;
+  using Task = std::function<void(store::ServerStore&)>;
+
+  explicit DbWorker(std::unique_ptr<store::ServerStore> store);
+  ~DbWorker();
+  DbWorker(const DbWorker&) = delete;
+  DbWorker& operator=(const DbWorker&) = delete;
+
+  // Queues a write for the next transaction; `done` runs on this worker's thread after it.
+  void write(store::OutboxWrite write, WriteDone done = {});
+  // Queues a task, run on this worker's thread after the pending writes are committed.
+  void run(Task task);
+  // Flushes, runs what is queued, and ends the thread. Idempotent.
+  void stop();
+
+  // Completes, on the awaiting coroutine's executor, once the write is committed.
+  asio::awaitable<store::OutboxWriteResult> write_durable(store::OutboxWrite write);
+
+  // Runs `f` on this worker's thread; completes with its result on the caller's executor.
+  // (Not coroutines themselves: the awaitable comes straight from async_initiate, so no
+  // coroutine frame holds a lambda capture, which GCC 12 gets wrong.)
+  template <class T>
+  asio::awaitable<T> query(std::function<T(store::ServerStore&)> f) {
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+        [this](auto handler, std::function<T(store::ServerStore&)> fn) {
+          auto executor = asio::get_associated_executor(handler);
+          // The queue holds copyable functions; the coroutine's handler is move-only.
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          run([executor, fn = std::move(fn), shared](store::ServerStore& s) {
+            asio::post(executor,
+                       [shared, result = fn(s)]() mutable { (*shared)(std::move(result)); });
+          });
+        },
+        asio::use_awaitable, std::move(f));
+  }
+
+ private:
+  struct PendingWrite {
+    store::OutboxWrite write;
+    WriteDone done;
+  };
+  void loop();
+  // Commits `batch`; returns the writes to retry (those without a callback) on failure.
+  std::vector<PendingWrite> commit(std::vector<PendingWrite>& batch);
+
+  std::unique_ptr<store::ServerStore> store_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<PendingWrite> writes_;
+  std::vector<Task> tasks_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace dynaseal::server

@@ -1,0 +1,361 @@
+#include "server/outbox.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <future>
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <unordered_set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/webhook.hpp"
+#include "net/http_client.hpp"
+#include "server/gateway.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+namespace http = net::http;
+constexpr std::size_t kMaxAckBody = 64 * 1024;
+constexpr auto kSweepEvery = std::chrono::seconds(10);
+
+std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+
+store::OutboxKey key_of(const UsageRecord& r) { return {r.iss, r.event_id, r.use}; }
+
+store::OutboxWrite open_write(const UsageRecord& r, const std::string& owner) {
+  return store::outbox::Open{.key = key_of(r),
+                             .owner = owner,
+                             .interrupted_body = interrupted_event_json(r),
+                             .now_ms = unix_ms()};
+}
+
+http::request<http::string_body> callback_request(const SigningKey& identity,
+                                                  const store::OutboxEvent& e,
+                                                  const net::UpstreamTarget& target) {
+  // The pool puts the URL's path in front of this target; a bare host needs "/".
+  http::request<http::string_body> req{http::verb::post, target.base_path.empty() ? "/" : "", 11};
+  const std::int64_t timestamp = unix_ms() / 1000;
+  req.set(http::field::content_type, "application/json");
+  req.set(http::field::user_agent, "dynaseal/0.1");
+  req.set("webhook-id", e.webhook_id);
+  req.set("webhook-timestamp", std::to_string(timestamp));
+  req.set("webhook-signature", webhook_signature(identity, e.webhook_id, timestamp, e.body));
+  req.body() = e.body;
+  return req;
+}
+
+// The database calls below build their lambdas outside any coroutine: GCC 12 destroys a
+// closure with non-trivial captures twice when it is a temporary in a coroutine.
+asio::awaitable<Result<std::vector<store::OutboxEvent>>> claim_due(DbWorker& db, std::string iss,
+                                                                   std::int64_t now,
+                                                                   std::size_t limit,
+                                                                   std::int64_t lease) {
+  return db.query<Result<std::vector<store::OutboxEvent>>>(
+      [iss = std::move(iss), now, limit, lease](store::ServerStore& s) {
+        return s.claim_due(iss, now, limit, lease);
+      });
+}
+
+asio::awaitable<Result<std::int64_t>> replay_dead(DbWorker& db, std::string iss,
+                                                  std::string webhook_id) {
+  return db.query<Result<std::int64_t>>(
+      [iss = std::move(iss), id = std::move(webhook_id)](store::ServerStore& s) {
+        return s.replay(iss, id, unix_ms());
+      });
+}
+
+}  // namespace
+
+std::chrono::milliseconds retry_delay(const OutboxOptions& o, std::int64_t attempt, double unit) {
+  const double base = static_cast<double>(o.retry_base.count());
+  const double cap = static_cast<double>(o.retry_max_delay.count());
+  const double exponent = static_cast<double>(std::min<std::int64_t>(attempt - 1, 62));
+  const double full = std::min(cap, base * std::pow(2.0, exponent));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(full / 2 + unit * full / 2));
+}
+
+std::string interrupted_event_json(const UsageRecord& record) {
+  UsageRecord r = record;
+  r.status = UsageStatus::interrupted;
+  r.usage = {};
+  r.finished_at_ms = r.started_at_ms;
+  r.response_sha256 = to_hex(sha256({}));
+  return usage_event_json(r);
+}
+
+struct Outbox::Dispatcher {
+  struct BackendState {
+    std::size_t in_flight = 0;
+  };
+
+  DbWorker& db;
+  const BackendRegistry& backends;
+  SigningKey identity;
+  OutboxOptions options;
+  Metrics& metrics;
+  asio::io_context io{1};
+  asio::steady_timer wake{io};
+  bool poked = false;
+  bool stopping = false;
+  std::atomic<bool> poke_posted{false};
+  std::map<std::string, BackendState, std::less<>> state;
+  std::map<std::string, std::unique_ptr<net::UpstreamPool>, std::less<>> pools;
+  std::unordered_set<std::int64_t> in_flight_ids;
+  std::unordered_set<net::UpstreamCall*> calls;  // cancelled at stop
+  std::mt19937_64 rng{std::random_device{}()};
+  std::thread thread;
+
+  Dispatcher(DbWorker& d, const BackendRegistry& b, SigningKey k, OutboxOptions o, Metrics& m)
+      : db(d), backends(b), identity(std::move(k)), options(o), metrics(m) {}
+
+  // From any thread: look for work now. Coalesced, so a burst of finishes costs one wake-up.
+  void poke() {
+    if (poke_posted.exchange(true)) return;
+    asio::post(io, [this] {
+      poke_posted = false;
+      wake_now();
+    });
+  }
+  void wake_now() {
+    poked = true;
+    wake.cancel();
+  }
+
+  net::UpstreamPool* pool_for(const std::string& url) {
+    auto it = pools.find(url);
+    if (it != pools.end()) return it->second.get();
+    auto target = net::parse_upstream_url(url);
+    if (!target) return nullptr;
+    net::ClientOptions client{.connect_timeout = options.delivery_timeout,
+                              .first_byte_timeout = options.delivery_timeout,
+                              .idle_timeout = options.delivery_timeout,
+                              .total_timeout = options.delivery_timeout};
+    auto pool = std::make_unique<net::UpstreamPool>(io.get_executor(), *target, client);
+    return pools.emplace(url, std::move(pool)).first->second.get();
+  }
+
+  asio::awaitable<void> loop();
+  asio::awaitable<bool> claim(const std::string& iss, const std::string& url);
+  asio::awaitable<void> deliver(std::string iss, std::string url, store::OutboxEvent e);
+  asio::awaitable<void> sweep();
+  void settle(const std::string& iss, const store::OutboxEvent& e, int status, std::string error);
+};
+
+asio::awaitable<void> Outbox::Dispatcher::loop() {
+  auto next_sweep = std::chrono::steady_clock::now();
+  while (!stopping) {
+    bool claimed = false;
+    auto snapshot = backends.snapshot();
+    for (const auto& [id, backend] : snapshot->backends) {
+      if (backend.callback_url.empty()) continue;
+      claimed = co_await claim(id, backend.callback_url) || claimed;
+    }
+    if (std::chrono::steady_clock::now() >= next_sweep) {
+      co_await sweep();
+      next_sweep = std::chrono::steady_clock::now() + kSweepEvery;
+    }
+    if (claimed || poked || stopping) {
+      poked = false;
+      continue;
+    }
+    auto due = co_await db.query<Result<std::optional<std::int64_t>>>(
+        [](store::ServerStore& s) { return s.next_due_ms(); });
+    auto sleep = options.poll;
+    if (due && *due) {
+      sleep = std::clamp(std::chrono::milliseconds(**due - unix_ms()), std::chrono::milliseconds(1),
+                         options.poll);
+    }
+    wake.expires_after(sleep);
+    co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    poked = false;
+  }
+}
+
+// Claims what backend `iss` has due, up to its free delivery slots, and starts delivering.
+asio::awaitable<bool> Outbox::Dispatcher::claim(const std::string& iss, const std::string& url) {
+  BackendState& st = state[iss];
+  if (st.in_flight >= options.concurrency_per_backend) co_return false;
+  const std::size_t free = options.concurrency_per_backend - st.in_flight;
+  const std::int64_t now = unix_ms();
+  const std::int64_t lease = ms(options.lease);
+  auto events = co_await claim_due(db, iss, now, free, lease);
+  if (!events) {
+    spdlog::warn("outbox: cannot claim events for {}: {}", iss, to_string(events.error()));
+    co_return false;
+  }
+  bool started = false;
+  for (store::OutboxEvent& e : *events) {
+    if (!in_flight_ids.insert(e.id).second) continue;  // already being sent by us
+    ++st.in_flight;
+    started = true;
+    asio::co_spawn(io, deliver(iss, url, std::move(e)), asio::detached);
+  }
+  co_return started;
+}
+
+asio::awaitable<void> Outbox::Dispatcher::deliver(std::string iss, std::string url,
+                                                  store::OutboxEvent e) {
+  net::UpstreamPool* pool = pool_for(url);
+  if (pool == nullptr) {
+    settle(iss, e, 0, "callback URL unusable: " + url);
+    co_return;
+  }
+  auto req = callback_request(identity, e, pool->target());
+  net::UpstreamCall call(*pool);
+  calls.insert(&call);
+  auto failed = co_await call.send(req);
+  int status = 0;
+  Result<std::string> body;
+  if (!failed) {
+    status = static_cast<int>(call.head().result_int());
+    body = co_await call.read_all(kMaxAckBody);
+  }
+  calls.erase(&call);
+  if (failed) {
+    settle(iss, e, 0, std::string(to_string(*failed)));
+  } else if (!body) {
+    settle(iss, e, status, std::string(to_string(body.error())));
+  } else if (status < 200 || status > 299) {
+    settle(iss, e, status, "http " + std::to_string(status));
+  } else {
+    settle(iss, e, status, "");
+  }
+}
+
+void Outbox::Dispatcher::settle(const std::string& iss, const store::OutboxEvent& e, int status,
+                                std::string error) {
+  const std::int64_t now = unix_ms();
+  if (stopping && !error.empty()) {
+    // Cut off by our own shutdown: not the backend's failure. The lease ends at the next
+    // start and the event goes out again then.
+  } else if (error.empty()) {
+    db.write(store::outbox::Delivered{.id = e.id, .now_ms = now, .http_status = status});
+    metrics.outbox_delivered(static_cast<double>(now - e.queued_ms) / 1000.0);
+  } else {
+    const auto delay =
+        retry_delay(options, e.attempts + 1, std::uniform_real_distribution<double>(0, 1)(rng));
+    const bool dead = now + delay.count() - e.queued_ms > ms(options.max_age);
+    spdlog::warn("outbox: delivery of {} to {} failed ({}){}", e.webhook_id, iss, error,
+                 dead ? ", dead-lettered" : "");
+    db.write(store::outbox::Failed{.id = e.id,
+                                   .now_ms = now,
+                                   .next_attempt_ms = now + delay.count(),
+                                   .dead = dead,
+                                   .error = std::move(error)});
+    dead ? metrics.outbox_dead_lettered() : metrics.outbox_retried();
+  }
+  in_flight_ids.erase(e.id);
+  --state[iss].in_flight;
+  wake_now();
+}
+
+// Dead-letters what outlived max_age, drops old delivered events, refreshes the gauges.
+asio::awaitable<void> Outbox::Dispatcher::sweep() {
+  const std::int64_t now = unix_ms();
+  const std::int64_t cutoff = now - ms(options.max_age);
+  const std::int64_t retention = now - ms(options.retention);
+  auto died = co_await db.query<Result<std::int64_t>>(
+      [=](store::ServerStore& s) { return s.expire(cutoff, retention, now); });
+  if (died && *died > 0) {
+    spdlog::warn("outbox: {} events dead-lettered after max_age", *died);
+    for (std::int64_t i = 0; i < *died; ++i) metrics.outbox_dead_lettered();
+  }
+  auto stats = co_await db.query<Result<store::OutboxStats>>(
+      [](store::ServerStore& s) { return s.stats(); });
+  if (stats) metrics.outbox_gauges(*stats);
+}
+
+Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identity,
+               std::string owner, OutboxOptions options, Metrics& metrics)
+    : db_(db), owner_(std::move(owner)) {
+  // Before any request can open a record: last run's open records are interrupted events now.
+  std::promise<Result<std::int64_t>> recovered;
+  db_.run([&](store::ServerStore& s) { recovered.set_value(s.recover(owner_, unix_ms())); });
+  auto n = recovered.get_future().get();
+  if (!n) throw std::runtime_error("outbox: cannot recover unfinished records from the database");
+  if (*n > 0)
+    spdlog::warn("outbox: {} requests were cut off by a restart: reported as interrupted", *n);
+  dispatcher_ = std::make_unique<Dispatcher>(db, backends, std::move(identity), options, metrics);
+}
+
+Outbox::~Outbox() { stop(); }
+
+asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record) {
+  auto result = co_await db_.write_durable(open_write(record, owner_));
+  if (!result) co_return Result<void>{};
+  co_return Unexpected(*result == Error::conflict ? Error::conflict : Error::store_unavailable);
+}
+
+void Outbox::finish(const UsageRecord& record) {
+  Dispatcher* d = dispatcher_.get();
+  db_.write(
+      store::outbox::Finalize{
+          .key = key_of(record), .body = usage_event_json(record), .now_ms = unix_ms()},
+      [d, id = record.event_id](store::OutboxWriteResult r) {
+        if (!r) return d->poke();
+        spdlog::error("outbox: cannot finalize event {}: {}", id, to_string(*r));
+      });
+}
+
+void Outbox::start() {
+  Dispatcher& d = *dispatcher_;
+  asio::co_spawn(d.io, d.loop(), asio::detached);
+  d.thread = std::thread([&d] { d.io.run(); });
+}
+
+void Outbox::drain(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::promise<Result<store::OutboxStats>> stats;
+    db_.run([&stats](store::ServerStore& s) { stats.set_value(s.stats()); });
+    auto now = stats.get_future().get();
+    // Open records now belong to requests the shutdown cut off: they become interrupted
+    // events at the next start, nothing to wait for.
+    if (!now || now->pending == 0) return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::info("outbox: {} events still pending at shutdown; they go out at the next start",
+                   now->pending);
+      return;
+    }
+    dispatcher_->poke();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Graceful: the loop ends, deliveries under way are cancelled, and io.run() returns once every
+// coroutine has finished, so nothing is left suspended on a destroyed io_context.
+void Outbox::stop() {
+  Dispatcher& d = *dispatcher_;
+  asio::post(d.io, [&d] {
+    d.stopping = true;
+    d.wake_now();
+    for (net::UpstreamCall* call : d.calls) call->cancel();
+  });
+  if (d.thread.joinable()) d.thread.join();
+}
+
+asio::awaitable<Result<store::OutboxStats>> Outbox::stats() {
+  co_return co_await db_.query<Result<store::OutboxStats>>(
+      [](store::ServerStore& s) { return s.stats(); });
+}
+
+asio::awaitable<Result<std::vector<store::DeadLetter>>> Outbox::dead_letters(std::size_t limit) {
+  co_return co_await db_.query<Result<std::vector<store::DeadLetter>>>(
+      [limit](store::ServerStore& s) { return s.dead_letters(limit); });
+}
+
+asio::awaitable<Result<std::int64_t>> Outbox::replay(std::string iss, std::string webhook_id) {
+  auto n = co_await replay_dead(db_, std::move(iss), std::move(webhook_id));
+  if (n && *n > 0) dispatcher_->poke();
+  co_return n;
+}
+
+}  // namespace dynaseal::server

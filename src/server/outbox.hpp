@@ -1,0 +1,86 @@
+// The usage-callback outbox (DESIGN §5): every consumed use becomes exactly one signed event at
+// its backend, also when the engine fails, the client leaves or the server is killed.
+//
+// Request path: open() makes the record durable (group-committed, see db_worker.hpp) before
+// the engine is called, with the body to send should the request never finish ("interrupted");
+// finish() replaces it with the real body once the request is over and wakes the dispatcher.
+//
+// Dispatcher: one thread with its own io_context. For each registered backend with a callback
+// URL it claims due events (leased, so no event is sent twice at once), at most
+// `concurrency_per_backend` in flight per backend, and POSTs each with Standard Webhooks
+// headers and a v1a Ed25519 signature by the server's identity key (core/webhook.hpp). A 2xx
+// marks it delivered; anything else schedules a retry with exponential backoff and jitter
+// (retry_base doubling up to retry_max_delay); an event still undelivered `max_age` after it
+// was queued is dead-lettered, visible in the admin API and replayable.
+//
+// Restart: the constructor turns this server's open records into pending `interrupted` events
+// before anything else runs, so they are delivered like any other.
+//
+//   Outbox outbox(db, registry, identity, options, metrics);
+//   outbox.start();
+//   if (auto opened = co_await outbox.open(record); !opened) refuse(opened.error());
+//   ... call the engine ...
+//   outbox.finish(record);
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "core/crypto.hpp"
+#include "server/backend_registry.hpp"
+#include "server/config.hpp"
+#include "server/db_worker.hpp"
+#include "server/metrics.hpp"
+#include "server/usage.hpp"
+
+namespace dynaseal::server {
+
+// The delay before retry number `attempt` (1 = the first retry): retry_base * 2^(attempt-1)
+// capped at retry_max_delay, then "equal jitter": half of it fixed, half uniformly random, so
+// retries of events that failed together spread out. `unit` in [0, 1) is the random part.
+std::chrono::milliseconds retry_delay(const OutboxOptions& o, std::int64_t attempt, double unit);
+
+class Outbox {
+ public:
+  // Recovers this server's open records (see above); throws std::runtime_error when the
+  // database cannot be read at start.
+  Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identity, std::string owner,
+         OutboxOptions options, Metrics& metrics);
+  ~Outbox();
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // Durable before it completes. conflict: this (iss, jti, use) was opened before (the use
+  // was consumed before a restart: refuse as uses_exhausted); store_unavailable otherwise.
+  asio::awaitable<Result<void>> open(const UsageRecord& record);
+  // The final record; never blocks, durable within one commit.
+  void finish(const UsageRecord& record);
+
+  void start();
+  // Before stopping, once requests are over: waits until every finished event is delivered
+  // (nothing pending), at most `timeout`. Events still pending then go out at the next start.
+  void drain(std::chrono::milliseconds timeout);
+  void stop();  // stops delivering; queued writes are flushed by the DbWorker's stop()
+
+  // For the admin API (complete on the caller's executor).
+  asio::awaitable<Result<store::OutboxStats>> stats();
+  asio::awaitable<Result<std::vector<store::DeadLetter>>> dead_letters(std::size_t limit);
+  asio::awaitable<Result<std::int64_t>> replay(std::string iss, std::string webhook_id);
+
+ private:
+  struct Dispatcher;
+  DbWorker& db_;
+  std::string owner_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+};
+
+// The body sent when a request never finished: status "interrupted", no usage, finished_at
+// equal to started_at and the response hash of nothing (what was sent is unknown).
+std::string interrupted_event_json(const UsageRecord& record);
+
+}  // namespace dynaseal::server

@@ -1,0 +1,138 @@
+// The LLM server's durable state (DESIGN §5, §8): the usage-callback outbox and the registry
+// of backends added through the admin API. SQLite is the embedded implementation; PostgreSQL
+// comes later behind the same interface, so every operation is self-contained.
+//
+// Outbox life of one event, keyed by (iss, event_id, use); its webhook-id is "event_id.use":
+//
+//   open       written before the engine is called, carrying the body to send if the request
+//              never finishes (status "interrupted"): a crash cannot lose the event.
+//   pending    finalized with the real body, waiting for delivery (or recovered from open at
+//              start, by the replica that opened it).
+//   delivered  the backend answered 2xx. Kept for `retention`, then deleted.
+//   dead       not delivered within max_age (or no callback URL by then); visible to operators
+//              and replayable.
+//
+// Delivery is claimed with a lease: a claimed event is invisible to other claims until the
+// lease ends, so several dispatchers (threads or replicas) never send it twice at once.
+//
+// Not thread-safe: the server gives the store to one thread (server/db_worker.hpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace dynaseal::store {
+
+struct OutboxKey {
+  std::string iss;
+  std::string event_id;
+  std::int64_t use = 0;
+};
+
+// The writes the server batches into one transaction (group commit).
+namespace outbox {
+struct Open {
+  OutboxKey key;
+  std::string owner;             // the replica that opened it
+  std::string interrupted_body;  // the body to send if never finalized
+  std::int64_t now_ms = 0;
+};
+struct Finalize {
+  OutboxKey key;
+  std::string body;
+  std::int64_t now_ms = 0;
+};
+struct Delivered {
+  std::int64_t id = 0;
+  std::int64_t now_ms = 0;
+  int http_status = 0;
+};
+struct Failed {
+  std::int64_t id = 0;
+  std::int64_t now_ms = 0;
+  std::int64_t next_attempt_ms = 0;  // ignored when dead
+  bool dead = false;
+  std::string error;  // what went wrong, for operators: "http 500", "connect refused"
+};
+}  // namespace outbox
+
+using OutboxWrite = std::variant<outbox::Open, outbox::Finalize, outbox::Delivered, outbox::Failed>;
+
+// Per write, in order: nothing, or conflict (an Open whose key exists: the use was consumed
+// before, e.g. before a restart) or not_found (a Finalize without its Open).
+using OutboxWriteResult = std::optional<Error>;
+
+struct OutboxEvent {
+  std::int64_t id = 0;
+  std::string iss;
+  std::string webhook_id;
+  std::string body;
+  std::int64_t attempts = 0;   // before this one
+  std::int64_t queued_ms = 0;  // finalized or replayed at
+};
+
+struct OutboxStats {
+  std::int64_t open = 0;
+  std::int64_t pending = 0;
+  std::int64_t delivered = 0;
+  std::int64_t dead = 0;
+  std::int64_t oldest_pending_ms = 0;  // queued_ms of the oldest pending event; 0 when none
+};
+
+struct DeadLetter {
+  std::string iss;
+  std::string webhook_id;
+  std::int64_t attempts = 0;
+  std::string last_error;
+  std::int64_t queued_ms = 0;
+  std::int64_t died_ms = 0;
+  std::string body;
+};
+
+struct RegisteredBackend {
+  std::string id;
+  std::string jwks;  // JWKS JSON as registered
+  std::string callback_url;
+};
+
+class ServerStore {
+ public:
+  virtual ~ServerStore() = default;
+
+  // All writes in one transaction; per-write results in order. A failed transaction applies
+  // none of them (store_unavailable) and the caller retries or refuses.
+  virtual Result<std::vector<OutboxWriteResult>> apply(const std::vector<OutboxWrite>& writes) = 0;
+
+  // Up to `limit` pending events of backend `iss` due at `now_ms` and not leased, leased until
+  // now_ms + lease_ms, oldest first.
+  virtual Result<std::vector<OutboxEvent>> claim_due(std::string_view iss, std::int64_t now_ms,
+                                                     std::size_t limit, std::int64_t lease_ms) = 0;
+  // At start: `owner`'s open events become pending with their interrupted body, and leases
+  // that died with a previous run end. Returns how many open events were recovered.
+  virtual Result<std::int64_t> recover(std::string_view owner, std::int64_t now_ms) = 0;
+  // Pending events queued before `cutoff_ms` become dead ("expired: <reason>"); delivered
+  // events older than `retention_cutoff_ms` are deleted. Returns how many died.
+  virtual Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,
+                                      std::int64_t now_ms) = 0;
+  // The earliest next attempt among pending events, if any (the dispatcher sleeps until then).
+  virtual Result<std::optional<std::int64_t>> next_due_ms() = 0;
+
+  virtual Result<OutboxStats> stats() = 0;
+  virtual Result<std::vector<DeadLetter>> dead_letters(std::size_t limit) = 0;
+  // Dead events back to pending, due now, attempts reset: one (by webhook-id and iss), all of
+  // a backend (iss only), or all (both empty). Returns how many.
+  virtual Result<std::int64_t> replay(std::string_view iss, std::string_view webhook_id,
+                                      std::int64_t now_ms) = 0;
+
+  // The registry of backends added at run time.
+  virtual Result<std::vector<RegisteredBackend>> backends() = 0;
+  virtual Result<void> put_backend(const RegisteredBackend& backend) = 0;
+  virtual Result<void> delete_backend(std::string_view id) = 0;
+};
+
+}  // namespace dynaseal::store

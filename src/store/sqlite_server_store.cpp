@@ -1,0 +1,268 @@
+#include "store/sqlite_server_store.hpp"
+
+#include <array>
+
+namespace dynaseal::store {
+namespace {
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE outbox (
+  id              INTEGER PRIMARY KEY,
+  iss             TEXT    NOT NULL,
+  event_id        TEXT    NOT NULL,
+  use_number      INTEGER NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('open', 'pending', 'delivered', 'dead')),
+  owner           TEXT    NOT NULL,
+  body            TEXT    NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  created_ms      INTEGER NOT NULL,
+  queued_ms       INTEGER,
+  next_attempt_ms INTEGER,
+  lease_until_ms  INTEGER NOT NULL DEFAULT 0,
+  finished_ms     INTEGER,
+  last_status     INTEGER,
+  last_error      TEXT,
+  UNIQUE (iss, event_id, use_number)
+);
+CREATE INDEX outbox_due ON outbox (state, iss, next_attempt_ms);
+CREATE INDEX outbox_finished ON outbox (state, finished_ms);
+CREATE TABLE backends (
+  id           TEXT PRIMARY KEY,
+  jwks         TEXT NOT NULL,
+  callback_url TEXT NOT NULL
+);
+)sql"},
+};
+
+}  // namespace
+
+std::unique_ptr<SqliteServerStore> SqliteServerStore::open(const std::filesystem::path& path,
+                                                           std::string* message) {
+  auto db = Sqlite::open(path);
+  if (!db) {
+    *message = "cannot open " + path.string();
+    return nullptr;
+  }
+  if (auto migrated = migrate(*db, kMigrations, message); !migrated) {
+    if (message->empty()) *message = db->error_message();
+    return nullptr;
+  }
+  return std::unique_ptr<SqliteServerStore>(new SqliteServerStore(std::move(*db)));
+}
+
+Result<std::vector<OutboxWriteResult>> SqliteServerStore::apply(
+    const std::vector<OutboxWrite>& writes) {
+  auto tx = db_.begin();
+  if (!tx) return Unexpected(tx.error());
+  std::vector<OutboxWriteResult> results;
+  results.reserve(writes.size());
+  for (const OutboxWrite& w : writes) {
+    OutboxWriteResult r = apply_one(w);
+    if (r == Error::store_unavailable) return Unexpected(Error::store_unavailable);
+    results.push_back(r);
+  }
+  if (auto committed = tx->commit(); !committed) return Unexpected(committed.error());
+  return results;
+}
+
+OutboxWriteResult SqliteServerStore::apply_one(const OutboxWrite& write) {
+  if (const auto* open = std::get_if<outbox::Open>(&write)) {
+    Statement& s = db_.statement(
+        "INSERT INTO outbox (iss, event_id, use_number, state, owner, body, created_ms) "
+        "VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6) ON CONFLICT DO NOTHING");
+    auto ok = s.bind(1, open->key.iss)
+                  .bind(2, open->key.event_id)
+                  .bind(3, open->key.use)
+                  .bind(4, open->owner)
+                  .bind(5, open->interrupted_body)
+                  .bind(6, open->now_ms)
+                  .run();
+    if (!ok) return Error::store_unavailable;
+    return db_.changes() == 1 ? OutboxWriteResult{} : Error::conflict;
+  }
+  if (const auto* fin = std::get_if<outbox::Finalize>(&write)) {
+    Statement& s = db_.statement(
+        "UPDATE outbox SET state = 'pending', body = ?4, queued_ms = ?5, next_attempt_ms = ?5 "
+        "WHERE iss = ?1 AND event_id = ?2 AND use_number = ?3 AND state = 'open'");
+    auto ok = s.bind(1, fin->key.iss)
+                  .bind(2, fin->key.event_id)
+                  .bind(3, fin->key.use)
+                  .bind(4, fin->body)
+                  .bind(5, fin->now_ms)
+                  .run();
+    if (!ok) return Error::store_unavailable;
+    return db_.changes() == 1 ? OutboxWriteResult{} : Error::not_found;
+  }
+  if (const auto* done = std::get_if<outbox::Delivered>(&write)) {
+    Statement& s = db_.statement(
+        "UPDATE outbox SET state = 'delivered', finished_ms = ?2, last_status = ?3, "
+        "attempts = attempts + 1, lease_until_ms = 0, last_error = NULL "
+        "WHERE id = ?1 AND state = 'pending'");
+    if (!s.bind(1, done->id).bind(2, done->now_ms).bind(3, done->http_status).run()) {
+      return Error::store_unavailable;
+    }
+    return db_.changes() == 1 ? OutboxWriteResult{} : Error::not_found;
+  }
+  const auto& failed = std::get<outbox::Failed>(write);
+  Statement& s = db_.statement(
+      "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, lease_until_ms = 0, "
+      "next_attempt_ms = ?3, state = CASE WHEN ?4 THEN 'dead' ELSE 'pending' END, "
+      "finished_ms = CASE WHEN ?4 THEN ?5 ELSE NULL END "
+      "WHERE id = ?1 AND state = 'pending'");
+  auto ok = s.bind(1, failed.id)
+                .bind(2, failed.error)
+                .bind(3, failed.next_attempt_ms)
+                .bind(4, failed.dead ? 1 : 0)
+                .bind(5, failed.now_ms)
+                .run();
+  if (!ok) return Error::store_unavailable;
+  return db_.changes() == 1 ? OutboxWriteResult{} : Error::not_found;
+}
+
+Result<std::vector<OutboxEvent>> SqliteServerStore::claim_due(std::string_view iss,
+                                                              std::int64_t now_ms,
+                                                              std::size_t limit,
+                                                              std::int64_t lease_ms) {
+  Statement& s = db_.statement(
+      "UPDATE outbox SET lease_until_ms = ?1 + ?4 WHERE id IN ("
+      "  SELECT id FROM outbox WHERE state = 'pending' AND iss = ?2 AND next_attempt_ms <= ?1"
+      "  AND lease_until_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?3) "
+      "RETURNING id, iss, event_id || '.' || use_number, body, attempts, queued_ms");
+  s.bind(1, now_ms).bind(2, iss).bind(3, static_cast<std::int64_t>(limit)).bind(4, lease_ms);
+  std::vector<OutboxEvent> events;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return Unexpected(row.error());
+    if (!*row) break;
+    events.push_back({.id = s.int64(0),
+                      .iss = s.string(1),
+                      .webhook_id = s.string(2),
+                      .body = s.string(3),
+                      .attempts = s.int64(4),
+                      .queued_ms = s.int64(5)});
+  }
+  return events;
+}
+
+Result<std::int64_t> SqliteServerStore::recover(std::string_view owner, std::int64_t now_ms) {
+  auto tx = db_.begin();
+  if (!tx) return Unexpected(tx.error());
+  Statement& open = db_.statement(
+      "UPDATE outbox SET state = 'pending', queued_ms = ?2, next_attempt_ms = ?2 "
+      "WHERE state = 'open' AND owner = ?1");
+  if (auto ok = open.bind(1, owner).bind(2, now_ms).run(); !ok) return Unexpected(ok.error());
+  const std::int64_t recovered = db_.changes();
+  // One process owns a SQLite file: whatever leases exist were this process's before it died.
+  Statement& leases = db_.statement(
+      "UPDATE outbox SET lease_until_ms = 0 WHERE state = 'pending' AND lease_until_ms > 0");
+  if (auto ok = leases.run(); !ok) return Unexpected(ok.error());
+  if (auto ok = tx->commit(); !ok) return Unexpected(ok.error());
+  return recovered;
+}
+
+Result<std::int64_t> SqliteServerStore::expire(std::int64_t cutoff_ms,
+                                               std::int64_t retention_cutoff_ms,
+                                               std::int64_t now_ms) {
+  auto tx = db_.begin();
+  if (!tx) return Unexpected(tx.error());
+  Statement& die = db_.statement(
+      "UPDATE outbox SET state = 'dead', finished_ms = ?2, "
+      "last_error = 'expired: ' || COALESCE(last_error, 'never attempted') "
+      "WHERE state = 'pending' AND queued_ms < ?1 AND lease_until_ms <= ?2");
+  if (auto ok = die.bind(1, cutoff_ms).bind(2, now_ms).run(); !ok) return Unexpected(ok.error());
+  const std::int64_t died = db_.changes();
+  Statement& drop =
+      db_.statement("DELETE FROM outbox WHERE state = 'delivered' AND finished_ms < ?1");
+  if (auto ok = drop.bind(1, retention_cutoff_ms).run(); !ok) return Unexpected(ok.error());
+  if (auto ok = tx->commit(); !ok) return Unexpected(ok.error());
+  return died;
+}
+
+Result<std::optional<std::int64_t>> SqliteServerStore::next_due_ms() {
+  Statement& s = db_.statement("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'");
+  auto row = s.step();
+  if (!row) return Unexpected(row.error());
+  std::optional<std::int64_t> due;
+  if (*row && !s.is_null(0)) due = s.int64(0);
+  s.reset();
+  return due;
+}
+
+Result<OutboxStats> SqliteServerStore::stats() {
+  Statement& s = db_.statement("SELECT state, COUNT(*), MIN(queued_ms) FROM outbox GROUP BY state");
+  OutboxStats out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return Unexpected(row.error());
+    if (!*row) break;
+    const std::string_view state = s.text(0);
+    const std::int64_t n = s.int64(1);
+    if (state == "open") out.open = n;
+    if (state == "pending") {
+      out.pending = n;
+      out.oldest_pending_ms = s.is_null(2) ? 0 : s.int64(2);
+    }
+    if (state == "delivered") out.delivered = n;
+    if (state == "dead") out.dead = n;
+  }
+  return out;
+}
+
+Result<std::vector<DeadLetter>> SqliteServerStore::dead_letters(std::size_t limit) {
+  Statement& s = db_.statement(
+      "SELECT iss, event_id || '.' || use_number, attempts, COALESCE(last_error, ''), "
+      "COALESCE(queued_ms, created_ms), COALESCE(finished_ms, 0), body FROM outbox "
+      "WHERE state = 'dead' ORDER BY finished_ms DESC, id DESC LIMIT ?1");
+  s.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<DeadLetter> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return Unexpected(row.error());
+    if (!*row) break;
+    out.push_back({.iss = s.string(0),
+                   .webhook_id = s.string(1),
+                   .attempts = s.int64(2),
+                   .last_error = s.string(3),
+                   .queued_ms = s.int64(4),
+                   .died_ms = s.int64(5),
+                   .body = s.string(6)});
+  }
+  return out;
+}
+
+Result<std::int64_t> SqliteServerStore::replay(std::string_view iss, std::string_view webhook_id,
+                                               std::int64_t now_ms) {
+  Statement& s = db_.statement(
+      "UPDATE outbox SET state = 'pending', attempts = 0, queued_ms = ?1, next_attempt_ms = ?1, "
+      "lease_until_ms = 0, finished_ms = NULL WHERE state = 'dead' "
+      "AND (?2 = '' OR iss = ?2) AND (?3 = '' OR event_id || '.' || use_number = ?3)");
+  auto ok = s.bind(1, now_ms).bind(2, iss).bind(3, webhook_id).run();
+  if (!ok) return Unexpected(ok.error());
+  return db_.changes();
+}
+
+Result<std::vector<RegisteredBackend>> SqliteServerStore::backends() {
+  Statement& s = db_.statement("SELECT id, jwks, callback_url FROM backends ORDER BY id");
+  std::vector<RegisteredBackend> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return Unexpected(row.error());
+    if (!*row) break;
+    out.push_back({.id = s.string(0), .jwks = s.string(1), .callback_url = s.string(2)});
+  }
+  return out;
+}
+
+Result<void> SqliteServerStore::put_backend(const RegisteredBackend& b) {
+  Statement& s = db_.statement(
+      "INSERT INTO backends (id, jwks, callback_url) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT (id) DO UPDATE SET jwks = excluded.jwks, callback_url = excluded.callback_url");
+  return s.bind(1, b.id).bind(2, b.jwks).bind(3, b.callback_url).run();
+}
+
+Result<void> SqliteServerStore::delete_backend(std::string_view id) {
+  return db_.statement("DELETE FROM backends WHERE id = ?1").bind(1, id).run();
+}
+
+}  // namespace dynaseal::store

@@ -1,0 +1,45 @@
+// ServerStore on SQLite (the embedded default): one database file holding the outbox and the
+// registry, schema versioned by store::migrate. See server_store.hpp for the contract.
+//
+//   auto store = SqliteServerStore::open("server.db", &message);   // nothing + message on error
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "store/server_store.hpp"
+#include "store/sqlite.hpp"
+
+namespace dynaseal::store {
+
+class SqliteServerStore final : public ServerStore {
+ public:
+  // Opens or creates the database and brings its schema up to date; on failure nothing and a
+  // message for the operator.
+  static std::unique_ptr<SqliteServerStore> open(const std::filesystem::path& path,
+                                                 std::string* message);
+
+  Result<std::vector<OutboxWriteResult>> apply(const std::vector<OutboxWrite>& writes) override;
+  Result<std::vector<OutboxEvent>> claim_due(std::string_view iss, std::int64_t now_ms,
+                                             std::size_t limit, std::int64_t lease_ms) override;
+  Result<std::int64_t> recover(std::string_view owner, std::int64_t now_ms) override;
+  Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,
+                              std::int64_t now_ms) override;
+  Result<std::optional<std::int64_t>> next_due_ms() override;
+  Result<OutboxStats> stats() override;
+  Result<std::vector<DeadLetter>> dead_letters(std::size_t limit) override;
+  Result<std::int64_t> replay(std::string_view iss, std::string_view webhook_id,
+                              std::int64_t now_ms) override;
+  Result<std::vector<RegisteredBackend>> backends() override;
+  Result<void> put_backend(const RegisteredBackend& backend) override;
+  Result<void> delete_backend(std::string_view id) override;
+
+ private:
+  explicit SqliteServerStore(Sqlite db) : db_(std::move(db)) {}
+  OutboxWriteResult apply_one(const OutboxWrite& write);
+
+  Sqlite db_;
+};
+
+}  // namespace dynaseal::store

@@ -1,0 +1,198 @@
+// Usage callbacks end to end: the real server delivers signed events from its durable outbox to
+// a receiver (CallbackReceiver) that the tests take down, bring back, and outlive the server.
+#include <csignal>
+#include <set>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace dynaseal::integration {
+namespace {
+
+using namespace std::chrono_literals;
+using Outbox = IntegrationTest;
+
+std::int64_t total_tokens(const boost::json::object& usage_holder) {
+  return usage_holder.at("usage").at("total_tokens").as_int64();
+}
+
+TEST_F(Outbox, NRequestsGiveNSignedEventsWithTheEnginesTokenCounts) {
+  start();
+  constexpr int kRequests = 12;
+  std::vector<std::pair<std::string, std::int64_t>> expected;  // jti, total tokens
+  for (int i = 0; i < kRequests; ++i) {
+    Claims c = acme.claims();
+    c.dks.max_tokens = 5 + i;
+    const bool stream = i % 2 == 1;
+    HttpResponse r =
+        chat(acme.mint(c), chat_body("demo", "prompt number " + std::to_string(i), std::nullopt,
+                                     stream, stream ? std::optional(true) : std::nullopt));
+    ASSERT_EQ(r.status, 200u) << r.body;
+    std::int64_t total = 0;
+    if (stream) {
+      auto data = sse_data(r.body);
+      ASSERT_GE(data.size(), 2u);
+      total = total_tokens(boost::json::parse(data[data.size() - 2]).as_object());
+    } else {
+      total = total_tokens(r.json().as_object());
+    }
+    expected.emplace_back(c.jti, total);
+  }
+  ASSERT_TRUE(callbacks.wait_acknowledged(kRequests, scaled(10s)));
+  const PublicKey identity = server->identity();
+  for (const auto& [jti, total] : expected) {
+    auto event = callbacks.wait_event(jti, 1, 1s);
+    ASSERT_TRUE(event.has_value()) << jti;
+    EXPECT_EQ(event->at("status").as_string(), "ok");
+    EXPECT_EQ(event->at("iss").as_string(), "acme");
+    EXPECT_EQ(event->at("server").as_string(), "llm-1");
+    EXPECT_EQ(total_tokens(*event), total) << "the engine's own count, for " << jti;
+    EXPECT_EQ(callbacks.acknowledged(jti + ".1"), 1u);
+  }
+  for (const ReceivedCallback& c : callbacks.received()) {
+    EXPECT_TRUE(signed_by(c, identity)) << c.id;
+  }
+  EXPECT_EQ(callbacks.received().size(), static_cast<std::size_t>(kRequests)) << "none twice";
+  EXPECT_TRUE(eventually(
+      [&] { return metric(server->metrics(), "dynaseal_outbox_delivered_total") == kRequests; },
+      scaled(3s)));
+}
+
+TEST_F(Outbox, EveryEventArrivesOnceAfterTheReceiverWasDown) {
+  callbacks.answer_with(503);
+  start();
+  constexpr int kRequests = 8;
+  std::vector<std::string> jtis;
+  for (int i = 0; i < kRequests; ++i) {
+    Claims c = acme.claims();
+    ASSERT_EQ(chat(acme.mint(c)).status, 200u);
+    jtis.push_back(c.jti);
+  }
+  // Refused at least twice each (the retries back off from 100 ms in this test's config).
+  EXPECT_TRUE(
+      eventually([&] { return callbacks.received().size() >= 2 * kRequests; }, scaled(10s)));
+  EXPECT_EQ(callbacks.distinct_acknowledged(), 0u);
+  EXPECT_GE(metric(server->metrics(), "dynaseal_outbox_retried_total"), kRequests);
+  callbacks.answer_with(204);
+  ASSERT_TRUE(callbacks.wait_acknowledged(kRequests, scaled(10s)));
+  std::this_thread::sleep_for(scaled(500ms));  // room for a wrong second delivery
+  for (const std::string& jti : jtis) {
+    EXPECT_EQ(callbacks.acknowledged(jti + ".1"), 1u) << jti;
+  }
+}
+
+TEST_F(Outbox, RequestsCutOffByAKillAreReportedAsInterruptedAfterTheRestart) {
+  engine_options.tokens_per_second = 10;
+  start();
+  // One request that completes before the kill.
+  Claims done = acme.claims();
+  ASSERT_EQ(chat(acme.mint(done)).status, 200u);
+  // Three streams in the middle of their answers.
+  std::vector<std::unique_ptr<HttpConnection>> streams;
+  std::vector<std::string> cut;
+  for (int i = 0; i < 3; ++i) {
+    Claims c = acme.claims();
+    c.dks.max_tokens = 50;
+    auto s = std::make_unique<HttpConnection>(port());
+    ASSERT_TRUE(s->send_request("POST", "/v1/chat/completions",
+                                chat_body("demo", "a long story", std::nullopt, true),
+                                {{"Authorization", "Bearer " + acme.mint(c)}}));
+    HttpResponse& r = s->read_until([](const std::string& b) { return sse_data(b).size() >= 2; });
+    ASSERT_EQ(r.status, 200u);
+    streams.push_back(std::move(s));
+    cut.push_back(c.jti);
+  }
+  server->process().signal(SIGKILL);
+  ASSERT_TRUE(server->process().wait_exit(scaled(5s)).has_value());
+  streams.clear();
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+
+  ASSERT_TRUE(callbacks.wait_acknowledged(4, scaled(10s)));
+  auto ok = callbacks.wait_event(done.jti, 1, 1s);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->at("status").as_string(), "ok");
+  for (const std::string& jti : cut) {
+    auto event = callbacks.wait_event(jti, 1, 1s);
+    ASSERT_TRUE(event.has_value()) << jti;
+    EXPECT_EQ(event->at("status").as_string(), "interrupted");
+    EXPECT_EQ(total_tokens(*event), 0);
+  }
+  std::this_thread::sleep_for(scaled(300ms));
+  std::set<std::string> ids;
+  for (const ReceivedCallback& c : callbacks.received()) {
+    if (c.answered / 100 == 2) {
+      EXPECT_TRUE(ids.insert(c.id).second) << c.id << " twice";
+    }
+  }
+  EXPECT_EQ(ids.size(), 4u);
+}
+
+TEST_F(Outbox, ASingleUseKeyStaysUsedAcrossARestart) {
+  start();
+  const std::string key = acme.mint();
+  ASSERT_EQ(chat(key).status, 200u);
+  ASSERT_EQ(server->process().stop(scaled(10s)), 0);
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+  HttpResponse again = chat(key);
+  EXPECT_EQ(again.status, 401u);
+  EXPECT_NE(again.body.find("uses_exhausted"), std::string::npos) << again.body;
+}
+
+TEST_F(Outbox, DeadLettersAreVisibleAndReplayable) {
+  server_options.outbox_toml =
+      "[outbox]\nretry_base_ms = 100\nretry_max_delay = 1\npoll_ms = 50\nmax_age = 1\n";
+  callbacks.answer_with(500);
+  start();
+  Claims c = acme.claims();
+  ASSERT_EQ(chat(acme.mint(c)).status, 200u);
+  const std::string admin = server->admin_token();
+  HttpResponse dead;
+  ASSERT_TRUE(eventually(
+      [&] {
+        dead = http_get(port(), "/admin/v1/outbox/dead", admin);
+        return dead.body.find(c.jti + ".1") != std::string::npos;
+      },
+      scaled(10s)))
+      << dead.body;
+  auto list = dead.json().at("dead").as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("last_error").as_string(), "http 500");
+  EXPECT_EQ(list[0].at("event").at("event_id").as_string(), c.jti);
+  auto stats = http_get(port(), "/admin/v1/outbox", admin).json().as_object();
+  EXPECT_EQ(stats.at("dead").as_int64(), 1);
+  EXPECT_GE(metric(server->metrics(), "dynaseal_outbox_dead_lettered_total"), 1);
+
+  callbacks.answer_with(204);
+  EXPECT_EQ(http_post(port(), "/admin/v1/outbox/replay", R"({"foo":1})", admin).status, 400u);
+  HttpResponse replay = http_post(port(), "/admin/v1/outbox/replay",
+                                  R"({"iss":"acme","webhook_id":")" + c.jti + R"(.1"})", admin);
+  ASSERT_EQ(replay.status, 200u) << replay.body;
+  EXPECT_EQ(replay.json().at("replayed").as_int64(), 1);
+  EXPECT_TRUE(callbacks.wait_event(c.jti, 1, scaled(5s)).has_value());
+}
+
+TEST_F(Outbox, BackendsRegisteredThroughTheAdminApiSurviveARestart) {
+  start();
+  const std::string admin = server->admin_token();
+  Backend beta("beta", dir.path());
+  HttpResponse added = http_post(port(), "/admin/v1/backends",
+                                 R"({"id":"beta","jwks":)" + beta.jwks_json() +
+                                     R"(,"callback_url":")" + callbacks.url() + R"("})",
+                                 admin);
+  ASSERT_EQ(added.status, 201u) << added.body;
+  ASSERT_EQ(server->process().stop(scaled(10s)), 0);
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+  EXPECT_EQ(http_get(port(), "/admin/v1/backends/beta", admin).status, 200u);
+  Claims c = beta.claims();
+  HttpResponse served = chat(beta.mint(c));
+  EXPECT_EQ(served.status, 200u) << served.body;
+  auto event = callbacks.wait_event(c.jti, 1, scaled(5s));
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->at("iss").as_string(), "beta");
+}
+
+}  // namespace
+}  // namespace dynaseal::integration

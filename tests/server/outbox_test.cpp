@@ -1,0 +1,150 @@
+#include "server/outbox.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "store/sqlite_server_store.hpp"
+#include "test_support.hpp"
+
+namespace dynaseal::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(RetryDelay, DoublesFromTheBaseUpToTheCapWithHalfOfItJittered) {
+  OutboxOptions o;
+  o.retry_base = milliseconds(1000);
+  o.retry_max_delay = milliseconds(60'000);
+  EXPECT_EQ(retry_delay(o, 1, 0.0), milliseconds(500));
+  EXPECT_EQ(retry_delay(o, 1, 0.999999), milliseconds(999));
+  EXPECT_EQ(retry_delay(o, 3, 0.0), milliseconds(2000));
+  EXPECT_EQ(retry_delay(o, 7, 0.0), milliseconds(30'000));
+  EXPECT_EQ(retry_delay(o, 8, 0.0), milliseconds(30'000)) << "capped at 60 s, half fixed";
+  EXPECT_EQ(retry_delay(o, 1000, 0.5), milliseconds(45'000)) << "no overflow for huge attempts";
+}
+
+TEST(RetryDelay, ReachesTheDefaultMaxAgeAfterAboutThirtyAttempts) {
+  const OutboxOptions o;
+  std::int64_t total = 0;
+  int attempts = 0;
+  while (milliseconds(total) < o.max_age) total += retry_delay(o, ++attempts, 0.5).count();
+  // 1 s doubling to the 6 h cap (about 15 attempts, 7 h), then every 3-6 h: about 30.
+  EXPECT_GE(attempts, 25);
+  EXPECT_LE(attempts, 35);
+}
+
+TEST(Outbox, DescribesAnInterruptedRequestWithoutUsage) {
+  UsageRecord r{.event_id = "evt-aaaaaaaaaaaaaaaa",
+                .use = 2,
+                .server = "llm-1",
+                .iss = "acme",
+                .sub = "u",
+                .model = "demo",
+                .stream = true,
+                .status = UsageStatus::ok,
+                .usage = {5, 7},
+                .started_at_ms = 1'800'000'000'000,
+                .finished_at_ms = 1'800'000'001'000,
+                .request_sha256 = std::string(64, 'a'),
+                .response_sha256 = std::string(64, 'b')};
+  const auto event = boost::json::parse(interrupted_event_json(r)).as_object();
+  EXPECT_EQ(event.at("status").as_string(), "interrupted");
+  EXPECT_EQ(event.at("use").as_int64(), 2);
+  EXPECT_EQ(event.at("usage").at("total_tokens").as_int64(), 0);
+  EXPECT_EQ(event.at("finished_at"), event.at("started_at"));
+  EXPECT_EQ(event.at("request_sha256").as_string(), std::string(64, 'a'));
+  EXPECT_EQ(event.at("response_sha256").as_string(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// Counts transactions, to see writes grouped.
+class CountingStore final : public store::ServerStore {
+ public:
+  explicit CountingStore(std::unique_ptr<store::ServerStore> inner) : inner_(std::move(inner)) {}
+  std::atomic<int> transactions{0};
+  std::atomic<std::size_t> largest{0};
+
+  Result<std::vector<store::OutboxWriteResult>> apply(
+      const std::vector<store::OutboxWrite>& writes) override {
+    transactions++;
+    if (writes.size() > largest) largest = writes.size();
+    std::this_thread::sleep_for(milliseconds(5));  // a slow disk: writes pile up meanwhile
+    return inner_->apply(writes);
+  }
+  Result<std::vector<store::OutboxEvent>> claim_due(std::string_view iss, std::int64_t now,
+                                                    std::size_t limit,
+                                                    std::int64_t lease) override {
+    return inner_->claim_due(iss, now, limit, lease);
+  }
+  Result<std::int64_t> recover(std::string_view owner, std::int64_t now) override {
+    return inner_->recover(owner, now);
+  }
+  Result<std::int64_t> expire(std::int64_t a, std::int64_t b, std::int64_t c) override {
+    return inner_->expire(a, b, c);
+  }
+  Result<std::optional<std::int64_t>> next_due_ms() override { return inner_->next_due_ms(); }
+  Result<store::OutboxStats> stats() override { return inner_->stats(); }
+  Result<std::vector<store::DeadLetter>> dead_letters(std::size_t n) override {
+    return inner_->dead_letters(n);
+  }
+  Result<std::int64_t> replay(std::string_view i, std::string_view w, std::int64_t n) override {
+    return inner_->replay(i, w, n);
+  }
+  Result<std::vector<store::RegisteredBackend>> backends() override { return inner_->backends(); }
+  Result<void> put_backend(const store::RegisteredBackend& b) override {
+    return inner_->put_backend(b);
+  }
+  Result<void> delete_backend(std::string_view id) override { return inner_->delete_backend(id); }
+
+ private:
+  std::unique_ptr<store::ServerStore> inner_;
+};
+
+// Outside the coroutine: GCC 12 miscompiles braced aggregates of strings inside coroutines.
+store::OutboxWrite open_write(int i) {
+  return store::outbox::Open{.key = {"acme", "jti-" + std::to_string(i), 1},
+                             .owner = "llm-1",
+                             .interrupted_body = "{}",
+                             .now_ms = 1};
+}
+
+// A coroutine with its state in parameters (a capturing lambda coroutine would outlive its
+// captures).
+asio::awaitable<void> open_one(DbWorker& db, int i, std::atomic<int>& ok) {
+  auto r = co_await db.write_durable(open_write(i));
+  if (!r) ok++;
+}
+
+TEST(DbWorker, GroupsConcurrentWritesIntoFewTransactions) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner));
+  CountingStore* counter = counting.get();
+  DbWorker db(std::move(counting));
+
+  constexpr int kWrites = 400;
+  asio::io_context io;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kWrites; ++i) asio::co_spawn(io, open_one(db, i, ok), asio::detached);
+  io.run();
+  EXPECT_EQ(ok, kWrites);
+  EXPECT_LT(counter->transactions, kWrites / 4) << "writes should share transactions";
+  EXPECT_GT(counter->largest, 1u);
+  auto stats =
+      db.query<Result<store::OutboxStats>>([](store::ServerStore& s) { return s.stats(); });
+  asio::io_context io2;
+  auto f = asio::co_spawn(io2, std::move(stats), asio::use_future);
+  io2.run();
+  auto s = f.get();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->open, kWrites);
+}
+
+}  // namespace
+}  // namespace dynaseal::server

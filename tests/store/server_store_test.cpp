@@ -1,0 +1,212 @@
+// The ServerStore contract, run against every implementation (SQLite now; PostgreSQL later).
+#include "store/server_store.hpp"
+
+#include <functional>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "store/sqlite_server_store.hpp"
+#include "test_support.hpp"
+
+namespace dynaseal::store {
+namespace {
+
+using namespace outbox;
+
+struct Implementation {
+  const char* name;
+  std::function<std::unique_ptr<ServerStore>(const std::filesystem::path& dir)> make;
+};
+
+const Implementation kImplementations[] = {
+    {"sqlite",
+     [](const std::filesystem::path& dir) -> std::unique_ptr<ServerStore> {
+       std::string message;
+       auto s = SqliteServerStore::open(dir / "server.db", &message);
+       EXPECT_TRUE(s) << message;
+       return s;
+     }},
+};
+
+class ServerStoreTest : public ::testing::TestWithParam<Implementation> {
+ protected:
+  void SetUp() override { store = GetParam().make(dir.path()); }
+  void reopen() {
+    store.reset();
+    store = GetParam().make(dir.path());
+  }
+
+  OutboxKey key(std::string jti, std::int64_t use = 1, std::string iss = "acme") {
+    return {std::move(iss), std::move(jti), use};
+  }
+  std::vector<OutboxWriteResult> apply(std::vector<OutboxWrite> writes) {
+    auto r = store->apply(writes);
+    EXPECT_TRUE(r);
+    return r ? *r : std::vector<OutboxWriteResult>{};
+  }
+  // Opens and finalizes one event at `now`, body "final-<jti>".
+  void queue(const std::string& jti, std::int64_t now, std::string iss = "acme") {
+    auto r = apply({Open{key(jti, 1, iss), "llm-1", "interrupted-" + jti, now},
+                    Finalize{key(jti, 1, iss), "final-" + jti, now}});
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_FALSE(r[0]);
+    EXPECT_FALSE(r[1]);
+  }
+  std::vector<OutboxEvent> claim(std::int64_t now, std::size_t limit = 100,
+                                 std::string iss = "acme") {
+    auto r = store->claim_due(iss, now, limit, 60'000);
+    EXPECT_TRUE(r);
+    return r ? *r : std::vector<OutboxEvent>{};
+  }
+
+  testing::TempDir dir;
+  std::unique_ptr<ServerStore> store;
+};
+
+TEST_P(ServerStoreTest, RefusesToOpenTheSameUseTwice) {
+  auto r = apply({Open{key("jti-aaaaaaaaaaaaaaaa"), "llm-1", "b", 1},
+                  Open{key("jti-aaaaaaaaaaaaaaaa"), "llm-1", "b", 2},
+                  Open{key("jti-aaaaaaaaaaaaaaaa", 2), "llm-1", "b", 2},
+                  Open{key("jti-aaaaaaaaaaaaaaaa", 1, "other"), "llm-1", "b", 2}});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_FALSE(r[0]);
+  EXPECT_EQ(r[1], Error::conflict);
+  EXPECT_FALSE(r[2]) << "another use of the key";
+  EXPECT_FALSE(r[3]) << "the same jti of another backend";
+}
+
+TEST_P(ServerStoreTest, DeliversOnlyFinalizedEventsWithTheirFinalBody) {
+  apply({Open{key("open-only-aaaaaaaaaaa"), "llm-1", "never", 1}});
+  queue("finalized-aaaaaaaaaaa", 1);
+  auto events = claim(10);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].webhook_id, "finalized-aaaaaaaaaaa.1");
+  EXPECT_EQ(events[0].body, "final-finalized-aaaaaaaaaaa");
+  EXPECT_EQ(events[0].attempts, 0);
+  EXPECT_EQ(apply({Finalize{key("no-open-aaaaaaaaaaaaa"), "x", 1}})[0], Error::not_found);
+}
+
+TEST_P(ServerStoreTest, LeasesClaimedEventsSoNoOneElseClaimsThem) {
+  queue("leased-aaaaaaaaaaaaaa", 1);
+  EXPECT_EQ(claim(10).size(), 1u);
+  EXPECT_TRUE(claim(20).empty()) << "still leased";
+  EXPECT_EQ(claim(10 + 60'000).size(), 1u) << "the lease ended without an outcome";
+}
+
+TEST_P(ServerStoreTest, ClaimsPerBackendOldestFirstUpToTheLimit) {
+  queue("b-aaaaaaaaaaaaaaaaaa", 3);
+  queue("a-aaaaaaaaaaaaaaaaaa", 2);
+  queue("other-aaaaaaaaaaaaaa", 1, "other");
+  auto events = claim(10, 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].webhook_id, "a-aaaaaaaaaaaaaaaaaa.1");
+  EXPECT_EQ(claim(10, 10).size(), 1u);
+  EXPECT_EQ(claim(10, 10, "other").size(), 1u);
+}
+
+TEST_P(ServerStoreTest, RetriesAFailureWhenDueAndForgetsADelivery) {
+  queue("retry-aaaaaaaaaaaaaaa", 1);
+  auto events = claim(10);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(apply({Failed{events[0].id, 11, 500, false, "http 500"}})[0]);
+  EXPECT_TRUE(claim(499).empty()) << "not due yet";
+  events = claim(500);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].attempts, 1);
+  EXPECT_FALSE(apply({Delivered{events[0].id, 501, 204}})[0]);
+  EXPECT_TRUE(claim(100'000).empty());
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->delivered, 1);
+  EXPECT_EQ(stats->pending, 0);
+  EXPECT_EQ(apply({Delivered{events[0].id, 502, 204}})[0], Error::not_found)
+      << "a second outcome for a delivered event changes nothing";
+}
+
+TEST_P(ServerStoreTest, KeepsDeadLettersVisibleAndReplaysThem) {
+  queue("dead-aaaaaaaaaaaaaaaa", 1);
+  queue("dead-bbbbbbbbbbbbbbbb", 1);
+  for (const OutboxEvent& e : claim(10)) {
+    EXPECT_FALSE(apply({Failed{e.id, 11, 0, true, "http 410"}})[0]);
+  }
+  auto dead = store->dead_letters(10);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->size(), 2u);
+  EXPECT_EQ((*dead)[0].last_error, "http 410");
+  EXPECT_EQ((*dead)[0].attempts, 1);
+  EXPECT_TRUE(claim(1'000'000).empty());
+
+  auto one = store->replay("acme", "dead-aaaaaaaaaaaaaaaa.1", 20);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(*one, 1);
+  auto events = claim(20);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].attempts, 0);
+  auto all = store->replay("", "", 30);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, 1);
+}
+
+TEST_P(ServerStoreTest, RecoversOpenRecordsAsInterruptedEventsAfterARestart) {
+  apply({Open{key("cut-off-aaaaaaaaaaaaa"), "llm-1", "interrupted-body", 1},
+         Open{key("other-owner-aaaaaaaaa"), "llm-2", "theirs", 1}});
+  queue("leased-aaaaaaaaaaaaaa", 1);
+  EXPECT_EQ(claim(2).size(), 1u);  // leased by the process that is about to die
+  reopen();
+  auto n = store->recover("llm-1", 5);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  auto events = claim(5);
+  ASSERT_EQ(events.size(), 2u) << "the recovered event and the one whose lease died";
+  for (const OutboxEvent& e : events) {
+    if (e.webhook_id == "cut-off-aaaaaaaaaaaaa.1") {
+      EXPECT_EQ(e.body, "interrupted-body");
+    }
+  }
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->open, 1) << "another replica's open record is not ours to recover";
+}
+
+TEST_P(ServerStoreTest, ExpiresOldPendingEventsAndDropsOldDeliveries) {
+  queue("old-aaaaaaaaaaaaaaaaa", 1);
+  queue("new-aaaaaaaaaaaaaaaaa", 100);
+  queue("done-aaaaaaaaaaaaaaaa", 1, "other");
+  auto done = claim(1, 10, "other");
+  ASSERT_EQ(done.size(), 1u);
+  apply({Delivered{done[0].id, 2, 200}});
+  auto died = store->expire(50, 10, 200);
+  ASSERT_TRUE(died);
+  EXPECT_EQ(*died, 1);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->dead, 1);
+  EXPECT_EQ(stats->pending, 1);
+  EXPECT_EQ(stats->delivered, 0) << "past retention";
+  auto dead = store->dead_letters(10);
+  ASSERT_TRUE(dead);
+  EXPECT_EQ((*dead)[0].last_error, "expired: never attempted");
+  auto due = store->next_due_ms();
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due, 100);
+}
+
+TEST_P(ServerStoreTest, StoresRegisteredBackendsAcrossRestarts) {
+  ASSERT_TRUE(store->put_backend({"acme", R"({"keys":[]})", "http://a/cb"}));
+  ASSERT_TRUE(store->put_backend({"beta", "{}", ""}));
+  ASSERT_TRUE(store->put_backend({"acme", "{}", "http://a/cb2"}));
+  ASSERT_TRUE(store->delete_backend("beta"));
+  reopen();
+  auto all = store->backends();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].id, "acme");
+  EXPECT_EQ((*all)[0].callback_url, "http://a/cb2");
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ServerStoreTest, ::testing::ValuesIn(kImplementations),
+                         [](const auto& param) { return std::string(param.param.name); });
+
+}  // namespace
+}  // namespace dynaseal::store

@@ -1,0 +1,144 @@
+#include "store/sqlite.hpp"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace dynaseal::store {
+namespace {
+
+constexpr Migration kTwoSteps[] = {
+    {1, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);"},
+    {2, "ALTER TABLE t ADD COLUMN score INTEGER NOT NULL DEFAULT 0;"},
+};
+
+std::int64_t user_version(Sqlite& db) {
+  Statement& s = db.statement("PRAGMA user_version");
+  EXPECT_TRUE(s.step().value());
+  const std::int64_t v = s.int64(0);
+  s.reset();
+  return v;
+}
+
+TEST(Sqlite, CreatesThePrivateFileInWalMode) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "x.db";
+  auto db = Sqlite::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (a INTEGER)"));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Statement& mode = db->statement("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.step().value());
+  EXPECT_EQ(mode.text(0), "wal");
+  mode.reset();
+}
+
+TEST(Sqlite, BindsAndReadsEveryType) {
+  auto db = Sqlite::open(":memory:");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (i INTEGER, r REAL, s TEXT, n TEXT)"));
+  std::optional<std::string> none;
+  ASSERT_TRUE(db->statement("INSERT INTO t VALUES (?1, ?2, ?3, ?4)")
+                  .bind(1, std::int64_t{1} << 62)
+                  .bind(2, 0.5)
+                  .bind(3, std::string_view("a\0b", 3))
+                  .bind(4, none)
+                  .run());
+  Statement& s = db->statement("SELECT i, r, s, n FROM t");
+  ASSERT_TRUE(s.step().value());
+  EXPECT_EQ(s.int64(0), std::int64_t{1} << 62);
+  EXPECT_EQ(s.real(1), 0.5);
+  EXPECT_EQ(s.text(2), std::string_view("a\0b", 3));
+  EXPECT_TRUE(s.is_null(3));
+  EXPECT_FALSE(s.step().value());
+}
+
+TEST(Sqlite, ReportsAUniqueViolationAsConflict) {
+  auto db = Sqlite::open(":memory:");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (k TEXT PRIMARY KEY)"));
+  Statement& insert = db->statement("INSERT INTO t VALUES (?1)");
+  ASSERT_TRUE(insert.bind(1, "a").run());
+  EXPECT_EQ(insert.bind(1, "a").run().error(), Error::conflict);
+  EXPECT_TRUE(insert.bind(1, "b").run()) << "the cached statement is usable after an error";
+}
+
+TEST(Sqlite, RollsBackATransactionThatWasNotCommitted) {
+  auto db = Sqlite::open(":memory:");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (a INTEGER)"));
+  {
+    auto tx = db->begin();
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(db->exec("INSERT INTO t VALUES (1)"));
+  }
+  {
+    auto tx = db->begin();
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(db->exec("INSERT INTO t VALUES (2)"));
+    ASSERT_TRUE(tx->commit());
+  }
+  Statement& s = db->statement("SELECT group_concat(a) FROM t");
+  ASSERT_TRUE(s.step().value());
+  EXPECT_EQ(s.text(0), "2");
+  s.reset();
+}
+
+TEST(Sqlite, MigratesStepByStepAndOnlyOnce) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "m.db";
+  {
+    auto db = Sqlite::open(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(migrate(*db, std::span(kTwoSteps).first(1), nullptr));
+    EXPECT_EQ(user_version(*db), 1);
+    ASSERT_TRUE(db->exec("INSERT INTO t (name) VALUES ('kept')"));
+  }
+  auto db = Sqlite::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(migrate(*db, kTwoSteps, nullptr));
+  ASSERT_TRUE(migrate(*db, kTwoSteps, nullptr)) << "re-running is a no-op";
+  EXPECT_EQ(user_version(*db), 2);
+  Statement& s = db->statement("SELECT name, score FROM t");
+  ASSERT_TRUE(s.step().value());
+  EXPECT_EQ(s.text(0), "kept");
+  EXPECT_EQ(s.int64(1), 0);
+  s.reset();
+}
+
+TEST(Sqlite, RefusesASchemaNewerThanItKnows) {
+  auto db = Sqlite::open(":memory:");
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(migrate(*db, kTwoSteps, nullptr));
+  std::string message;
+  EXPECT_EQ(migrate(*db, std::span(kTwoSteps).first(1), &message).error(),
+            Error::store_unavailable);
+  EXPECT_NE(message.find("newer"), std::string::npos) << message;
+}
+
+TEST(Sqlite, LeavesNothingOfAFailedMigration) {
+  auto db = Sqlite::open(":memory:");
+  ASSERT_TRUE(db);
+  constexpr Migration broken[] = {
+      {1, "CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER); THIS IS NOT SQL;"}};
+  std::string message;
+  EXPECT_FALSE(migrate(*db, broken, &message));
+  EXPECT_NE(message.find("version 1"), std::string::npos) << message;
+  EXPECT_EQ(user_version(*db), 0);
+  EXPECT_TRUE(db->exec("CREATE TABLE a (x INTEGER)")) << "table a was rolled back";
+}
+
+TEST(Sqlite, ReadsSqliteUrls) {
+  EXPECT_EQ(sqlite_path("sqlite:x.db", "/etc/d"), std::filesystem::path("/etc/d/x.db"));
+  EXPECT_EQ(sqlite_path("sqlite:/var/x.db", "/etc/d"), std::filesystem::path("/var/x.db"));
+  EXPECT_EQ(sqlite_path("sqlite::memory:", "/etc/d"), std::filesystem::path(":memory:"));
+  EXPECT_FALSE(sqlite_path("sqlite:", "/etc"));
+  EXPECT_FALSE(sqlite_path("postgresql://db/x", "/etc"));
+}
+
+}  // namespace
+}  // namespace dynaseal::store

@@ -36,7 +36,7 @@ test-asan: deps interop-deps
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
-	scripts/demo $(DYNASEAL)
+	$(DYNASEAL) demo
 
 # Core microbenchmarks, then the server over real processes (docs/performance.md; ~3 min).
 bench: build

@@ -33,6 +33,7 @@ int run(int argc, char** argv) {
   add_engine_command(app, exit_code);
   add_server_command(app, exit_code);
   add_chat_command(app, exit_code);
+  add_demo_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -92,6 +92,12 @@ ClientResult<ChatResult> Client::read_stream(HttpExchange& ex,
     if (piece->empty()) break;
     if (auto e = reader.feed(*piece)) return ClientFailure(std::move(*e));
   }
+  // Read the body's end too (a few bytes after [DONE]), so the server sees the response taken
+  // whole rather than a client leaving mid-response. Anything after [DONE] is ignored.
+  for (int pieces = 0; reader.done() && pieces < 4; ++pieces) {
+    auto rest = ex.read_some();
+    if (!rest || rest->empty()) break;
+  }
   return reader.finish();
 }
 

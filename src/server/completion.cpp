@@ -196,6 +196,9 @@ asio::awaitable<void> Gateway::relay_stream(net::Exchange& ex, net::UpstreamCall
     }
     if (!more || broken) break;
   }
+  // Every event up to [DONE] was handed over: the answer is complete even if the client hangs up
+  // before the chunked body's last bytes (clients often close right after [DONE]).
+  const bool answered = sent && !broken && relay.complete();
   if (sent && !ex.client_gone()) sent = co_await ex.end_stream();
   if (broken) call.cancel();  // the connection is in an unknown state: never reuse it
 
@@ -207,7 +210,9 @@ asio::awaitable<void> Gateway::relay_stream(net::Exchange& ex, net::UpstreamCall
     // Cut off before the engine reported usage: count one token per content chunk relayed.
     record.usage = {0, relay.content_chunks()};
   }
-  if (!sent || ex.client_gone()) {
+  if (answered) {
+    record.status = UsageStatus::ok;
+  } else if (!sent || ex.client_gone()) {
     record.status = UsageStatus::client_disconnected;
   } else if (broken) {
     record.status = UsageStatus::upstream_error;

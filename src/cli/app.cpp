@@ -34,6 +34,7 @@ int run(int argc, char** argv) {
   add_server_command(app, exit_code);
   add_chat_command(app, exit_code);
   add_demo_command(app, exit_code);
+  add_outbox_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

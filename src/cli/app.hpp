@@ -42,5 +42,6 @@ void add_engine_command(CLI::App& app, int& exit_code);
 void add_server_command(CLI::App& app, int& exit_code);
 void add_chat_command(CLI::App& app, int& exit_code);
 void add_demo_command(CLI::App& app, int& exit_code);
+void add_outbox_command(CLI::App& app, int& exit_code);
 
 }  // namespace dynaseal::cli

@@ -54,7 +54,7 @@ struct ClientOptions {
   std::chrono::milliseconds total_timeout{600000};       // whole exchange
   std::size_t max_idle_connections = 256;                // kept per pool
   bool verify_tls = true;
-  std::string ca_file;  // PEM bundle; empty: the system's default paths
+  std::string ca_file{};  // PEM bundle; empty: the system's default paths
 };
 
 class UpstreamPool;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <future>
 #include <map>
 #include <random>
@@ -92,8 +93,12 @@ std::string interrupted_event_json(const UsageRecord& record) {
 }
 
 struct Outbox::Dispatcher {
+  // Claimed events wait in `queued` until a delivery slot frees: a finished delivery starts the
+  // next at once, and the database is asked for more only when the queue runs low.
   struct BackendState {
     std::size_t in_flight = 0;
+    std::deque<store::OutboxEvent> queued;
+    std::string url;
   };
 
   DbWorker& db;
@@ -144,6 +149,8 @@ struct Outbox::Dispatcher {
 
   asio::awaitable<void> loop();
   asio::awaitable<bool> claim(const std::string& iss, const std::string& url);
+  bool start_queued(const std::string& iss, BackendState& st);
+  std::size_t window() const { return 4 * options.concurrency_per_backend; }
   asio::awaitable<void> deliver(std::string iss, std::string url, store::OutboxEvent e);
   asio::awaitable<void> sweep();
   void settle(const std::string& iss, const store::OutboxEvent& e, int status, std::string error);
@@ -179,26 +186,35 @@ asio::awaitable<void> Outbox::Dispatcher::loop() {
   }
 }
 
-// Claims what backend `iss` has due, up to its free delivery slots, and starts delivering.
+// Claims what backend `iss` has due, up to its window of queued and in-flight events, and
+// starts delivering up to its concurrency.
 asio::awaitable<bool> Outbox::Dispatcher::claim(const std::string& iss, const std::string& url) {
   BackendState& st = state[iss];
-  if (st.in_flight >= options.concurrency_per_backend) co_return false;
-  const std::size_t free = options.concurrency_per_backend - st.in_flight;
-  const std::int64_t now = unix_ms();
-  const std::int64_t lease = ms(options.lease);
-  auto events = co_await claim_due(db, iss, now, free, lease);
-  if (!events) {
-    spdlog::warn("outbox: cannot claim events for {}: {}", iss, to_string(events.error()));
-    co_return false;
+  st.url = url;
+  const std::size_t have = st.in_flight + st.queued.size();
+  if (have * 2 <= window()) {  // refill once half of the window is used up
+    const std::int64_t now = unix_ms();
+    auto events = co_await claim_due(db, iss, now, window() - have, ms(options.lease));
+    if (!events) {
+      spdlog::warn("outbox: cannot claim events for {}: {}", iss, to_string(events.error()));
+      co_return false;
+    }
+    for (store::OutboxEvent& e : *events) {
+      if (in_flight_ids.insert(e.id).second) st.queued.push_back(std::move(e));
+    }
   }
+  co_return start_queued(iss, st);
+}
+
+bool Outbox::Dispatcher::start_queued(const std::string& iss, BackendState& st) {
   bool started = false;
-  for (store::OutboxEvent& e : *events) {
-    if (!in_flight_ids.insert(e.id).second) continue;  // already being sent by us
+  while (st.in_flight < options.concurrency_per_backend && !st.queued.empty() && !stopping) {
     ++st.in_flight;
     started = true;
-    asio::co_spawn(io, deliver(iss, url, std::move(e)), asio::detached);
+    asio::co_spawn(io, deliver(iss, st.url, std::move(st.queued.front())), asio::detached);
+    st.queued.pop_front();
   }
-  co_return started;
+  return started;
 }
 
 asio::awaitable<void> Outbox::Dispatcher::deliver(std::string iss, std::string url,
@@ -253,8 +269,10 @@ void Outbox::Dispatcher::settle(const std::string& iss, const store::OutboxEvent
     dead ? metrics.outbox_dead_lettered() : metrics.outbox_retried();
   }
   in_flight_ids.erase(e.id);
-  --state[iss].in_flight;
-  wake_now();
+  BackendState& st = state[iss];
+  --st.in_flight;
+  start_queued(iss, st);
+  if ((st.in_flight + st.queued.size()) * 2 <= window()) wake_now();
 }
 
 // Dead-letters what outlived max_age, drops old delivered events, refreshes the gauges.

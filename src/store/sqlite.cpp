@@ -120,7 +120,10 @@ Result<Sqlite> Sqlite::open(const std::filesystem::path& path, Options options) 
   sqlite3_busy_timeout(handle, options.busy_timeout_ms);
   // journal_mode answers with a row; exec ignores it. A database on a file system without
   // shared memory stays in its old mode, which is still correct, only slower.
-  if (!db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")) {
+  // mmap: pages are read from the mapped file instead of copied in by pread, which matters when
+  // several connections (threads) invalidate each other's page caches with every commit.
+  if (!db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+               "PRAGMA mmap_size=268435456;")) {
     return Unexpected(Error::store_unavailable);
   }
   return db;

@@ -167,10 +167,17 @@ TEST_F(Outbox, DeadLettersAreVisibleAndReplayable) {
 
   callbacks.answer_with(204);
   EXPECT_EQ(http_post(port(), "/admin/v1/outbox/replay", R"({"foo":1})", admin).status, 400u);
-  HttpResponse replay = http_post(port(), "/admin/v1/outbox/replay",
-                                  R"({"iss":"acme","webhook_id":")" + c.jti + R"(.1"})", admin);
-  ASSERT_EQ(replay.status, 200u) << replay.body;
-  EXPECT_EQ(replay.json().at("replayed").as_int64(), 1);
+  // The operator's way: dynaseal outbox, reading the address and token from the config.
+  const std::string config = (dir.path() / "server.toml").string();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port());
+  Process listed({"outbox", "dead", "--config", config, "--server", url}, dir.path() / "cli.log");
+  EXPECT_EQ(listed.wait_for_line("1 dead letter", scaled(10s)), "(s)");
+  EXPECT_EQ(listed.wait_exit(scaled(5s)), 0);
+  Process replayed({"outbox", "replay", "--config", config, "--server", url, "--iss", "acme",
+                    "--webhook-id", c.jti + ".1"},
+                   dir.path() / "cli.log");
+  EXPECT_EQ(replayed.wait_for_line("replayed ", scaled(10s)), "1");
+  EXPECT_EQ(replayed.wait_exit(scaled(5s)), 0);
   EXPECT_TRUE(callbacks.wait_event(c.jti, 1, scaled(5s)).has_value());
 }
 

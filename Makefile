@@ -38,10 +38,12 @@ test-asan: deps interop-deps
 demo: build
 	$(DYNASEAL) demo
 
-# Core microbenchmarks, then the server over real processes (docs/performance.md; ~3 min).
+# Core microbenchmarks, the server over real processes, then the backend's minting and the
+# callback pipeline (docs/performance.md; ~4 min).
 bench: build
 	$(BUILD)/bench/core_bench
 	scripts/bench-server $(BUILD)
+	scripts/bench-backend $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its own corpus directory.
 fuzz: deps

@@ -32,6 +32,7 @@ int run(int argc, char** argv) {
   add_key_commands(app, exit_code);
   add_engine_command(app, exit_code);
   add_server_command(app, exit_code);
+  add_backend_command(app, exit_code);
   add_chat_command(app, exit_code);
   add_demo_command(app, exit_code);
   add_outbox_command(app, exit_code);

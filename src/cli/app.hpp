@@ -40,6 +40,7 @@ class StopSignals {
 void add_key_commands(CLI::App& app, int& exit_code);
 void add_engine_command(CLI::App& app, int& exit_code);
 void add_server_command(CLI::App& app, int& exit_code);
+void add_backend_command(CLI::App& app, int& exit_code);
 void add_chat_command(CLI::App& app, int& exit_code);
 void add_demo_command(CLI::App& app, int& exit_code);
 void add_outbox_command(CLI::App& app, int& exit_code);

@@ -1,9 +1,11 @@
-// The backend's HTTP surface answered in process (BackendService::respond): every minting refusal
+// The backend's HTTP surface answered in process (BackendService::answer): every minting refusal
 // with its status and code, the success shape the edge client relies on, and callbacks from
 // signature to ledger.
 
 #include "backend/service.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
@@ -37,7 +39,8 @@ class Service : public ::testing::Test {
       : config(test::test_config(dir.path())),
         keys(config.signing_key),
         stores([this] { return open_sqlite_store(config.db_path); }),
-        service(config, stores, keys, [this] { return now_ms; }) {
+        writer(*open_sqlite_store(config.db_path)),
+        service(config, stores, writer, keys, [this] { return now_ms; }) {
     config.access_log = false;
     store = *stores.local();
   }
@@ -59,7 +62,13 @@ class Service : public ::testing::Test {
     for (const auto& [name, value] : headers) req.set(name, value);
     req.body() = std::move(body);
     req.prepare_payload();
-    const net::Response res = service.respond(req);
+    net::Response res;
+    net::asio::io_context io;
+    net::asio::co_spawn(io, service.answer(req), [&](std::exception_ptr e, net::Response r) {
+      if (e) std::rethrow_exception(e);
+      res = std::move(r);
+    });
+    io.run();
     Reply r{.status = res.result_int()};
     boost::system::error_code ec;
     r.body = json::parse(res.body(), ec);
@@ -94,6 +103,7 @@ class Service : public ::testing::Test {
   BackendConfig config;
   SigningKeySource keys;
   StorePool stores;
+  UsageWriter writer;
   std::int64_t now_ms = kNow * 1000;
   BackendService service;
   BackendStore* store = nullptr;

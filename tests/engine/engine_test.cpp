@@ -370,7 +370,9 @@ TEST(Engine, CountsAClientLeavingMidStreamAsCancelled) {
 
 TEST(Engine, CountsAClientLeavingDuringTtftAsCancelled) {
   harness::Engine engine(EngineOptions{.ttft = 10s});
-  Client client(engine.port(), harness::client_options(100ms));
+  // Long enough for a loaded machine's engine thread to take the request up before the client
+  // gives up (else nothing was started, so nothing is cancelled); far below the 10 s TTFT.
+  Client client(engine.port(), harness::client_options(1s));
   const Reply r = client.post("/v1/chat/completions", chat_body("slow"));
   EXPECT_EQ(r.send_error, Error::upstream_timeout);
   EXPECT_TRUE(harness::eventually([&] { return engine.service().stats().cancelled == 1; }));

@@ -6,10 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -365,6 +369,69 @@ TEST_F(BackendTest, AKeyMintedAfterRegisterIsServedAndItsUsageComesBack) {
   EXPECT_TRUE(
       std::regex_search(users.out, std::regex("bob +free +0\\.00 +" + std::to_string(total))))
       << users.out;
+}
+
+// The whole loop, many times: N requests with backend-minted keys give exactly N usage rows at
+// the backend, each carrying the engine's token counts; then streams cut off by a SIGKILL of the
+// server come back, after its restart, as exactly one `interrupted` event each.
+TEST_F(BackendTest, EveryConsumedUseIsExactlyOneStoredEventAlsoAcrossAServerKill) {
+  engine_options.tokens_per_second = 10;  // slow enough to kill the server mid-stream
+  start_all();
+  ASSERT_EQ(register_backend().exit_code, 0);
+  const std::string token = add_user("carol", "free");
+  std::map<std::string, std::int64_t> expected;  // jti -> the engine's total tokens
+  for (int i = 0; i < 6; ++i) {
+    HttpResponse minted = mint(token, R"({"model":"demo","max_tokens":3,"uses":1})");
+    ASSERT_EQ(minted.status, 200u) << minted.body;
+    const std::string jti(minted.json().at("event_id").as_string());
+    HttpResponse served = chat(std::string(minted.json().at("key").as_string()),
+                               chat_body("demo", "question " + std::to_string(i), 3));
+    ASSERT_EQ(served.status, 200u) << served.body;
+    expected[jti] = served.json().at("usage").at("total_tokens").as_int64();
+  }
+  std::vector<std::unique_ptr<HttpConnection>> streams;
+  std::vector<std::string> cut;
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse minted = mint(token, R"({"model":"demo","max_tokens":40,"uses":1})");
+    ASSERT_EQ(minted.status, 200u) << minted.body;
+    auto s = std::make_unique<HttpConnection>(port());
+    ASSERT_TRUE(s->send_request(
+        "POST", "/v1/chat/completions", chat_body("demo", "a long story", std::nullopt, true),
+        {{"Authorization", "Bearer " + std::string(minted.json().at("key").as_string())}}));
+    ASSERT_EQ(s->read_until([](const std::string& b) { return sse_data(b).size() >= 2; }).status,
+              200u);
+    cut.emplace_back(minted.json().at("event_id").as_string());
+    streams.push_back(std::move(s));
+  }
+  server->process().signal(SIGKILL);
+  ASSERT_TRUE(server->process().wait_exit(scaled(5s)).has_value());
+  streams.clear();
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+
+  std::vector<std::string> rows;
+  ASSERT_TRUE(eventually(
+      [&] {
+        rows = cli({"usage", "--user", "carol", "--json"}).lines();
+        return rows.size() >= expected.size() + cut.size();
+      },
+      scaled(20s)))
+      << rows.size() << " rows";
+  std::this_thread::sleep_for(scaled(500ms));  // room for a wrong extra row
+  rows = cli({"usage", "--user", "carol", "--json"}).lines();
+  ASSERT_EQ(rows.size(), expected.size() + cut.size()) << "one row per consumed use";
+  std::set<std::string> seen;
+  for (const std::string& row : rows) {
+    const json::value event = json::parse(row);
+    const std::string jti(event.at("event_id").as_string());
+    EXPECT_TRUE(seen.insert(jti).second) << jti << " twice";
+    if (auto it = expected.find(jti); it != expected.end()) {
+      EXPECT_EQ(event.at("status").as_string(), "ok");
+      EXPECT_EQ(event.at("usage").at("total_tokens").as_int64(), it->second) << jti;
+    } else {
+      EXPECT_NE(std::find(cut.begin(), cut.end(), jti), cut.end()) << jti;
+      EXPECT_EQ(event.at("status").as_string(), "interrupted");
+    }
+  }
 }
 
 TEST_F(BackendTest, RegisterIsRepeatableAndPinsOnlyTheConfiguredServer) {

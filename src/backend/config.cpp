@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "core/claims.hpp"
+#include "core/toml_reader.hpp"
 #include "net/http_client.hpp"
 #include "store/key_file.hpp"
 #include "store/sqlite.hpp"
@@ -18,126 +19,30 @@ constexpr std::int64_t kMaxTokens = 1'000'000'000;
 constexpr std::int64_t kMaxDailyTokens = 1'000'000'000'000'000;
 constexpr std::int64_t kMaxPriceMicros = 1'000'000'000'000'000;  // 10^9 units per 1k tokens
 
-// Typed access to one TOML table, naming `where` in every error (as the server's reader does).
-class Reader {
- public:
-  Reader(const toml::table& table, std::string where) : table_(table), where_(std::move(where)) {}
-
-  void only(std::initializer_list<std::string_view> known) const {
-    for (const auto& [key, node] : table_) {
-      if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
-        fail(key.str(), "unknown key");
-      }
-    }
+// A price: a decimal string ("0.0015") or an integer number of units; floats are refused
+// because a binary fraction cannot hold most decimal prices exactly.
+std::int64_t read_money(const TomlReader& r, std::string_view key) {
+  const toml::node* n = r.get(key);
+  if (n == nullptr) return 0;
+  std::optional<std::int64_t> micros;
+  if (n->is_integer()) {
+    micros = parse_money(std::to_string(n->as_integer()->get()));
+  } else if (n->is_string()) {
+    micros = parse_money(n->as_string()->get());
+  } else {
+    r.fail(key, "expected a decimal string such as \"0.0015\" (floats are not exact)");
   }
-
-  std::string string(std::string_view key, std::string fallback) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_string()) fail(key, "expected a string");
-    return n->as_string()->get();
+  if (!micros || *micros > kMaxPriceMicros) {
+    r.fail(key, "expected a non-negative amount with at most 6 decimals, at most 10^9");
   }
+  return *micros;
+}
 
-  std::string required(std::string_view key) const {
-    if (table_.get(key) == nullptr) fail(key, "is required");
-    std::string s = string(key, "");
-    if (s.empty()) fail(key, "must not be empty");
-    return s;
-  }
-
-  std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
-                       std::int64_t max) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_integer()) fail(key, "expected an integer");
-    const std::int64_t v = n->as_integer()->get();
-    if (v < min || v > max) {
-      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-    }
-    return v;
-  }
-
-  bool boolean(std::string_view key, bool fallback) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_boolean()) fail(key, "expected true or false");
-    return n->as_boolean()->get();
-  }
-
-  // A price: a decimal string ("0.0015") or an integer number of units; floats are refused
-  // because a binary fraction cannot hold most decimal prices exactly.
-  std::int64_t money(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return 0;
-    std::optional<std::int64_t> micros;
-    if (n->is_integer()) {
-      micros = parse_money(std::to_string(n->as_integer()->get()));
-    } else if (n->is_string()) {
-      micros = parse_money(n->as_string()->get());
-    } else {
-      fail(key, "expected a decimal string such as \"0.0015\" (floats are not exact)");
-    }
-    if (!micros || *micros > kMaxPriceMicros) {
-      fail(key, "expected a non-negative amount with at most 6 decimals, at most 10^9");
-    }
-    return *micros;
-  }
-
-  std::vector<std::string> strings(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr || !n->is_array()) fail(key, "expected an array of strings");
-    std::vector<std::string> out;
-    for (const toml::node& e : *n->as_array()) {
-      if (!e.is_string() || e.as_string()->get().empty()) fail(key, "expected non-empty strings");
-      out.push_back(e.as_string()->get());
-    }
-    return out;
-  }
-
-  const toml::table* table(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return nullptr;
-    if (!n->is_table()) fail(key, "expected a table");
-    return n->as_table();
-  }
-
-  const toml::array* tables(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return nullptr;
-    if (!n->is_array_of_tables()) fail(key, "expected [[" + std::string(key) + "]] tables");
-    return n->as_array();
-  }
-
-  [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
-    throw ConfigError((where_.empty() ? "" : where_ + ".") + std::string(key) + ": " +
-                      std::string(problem));
-  }
-
- private:
-  const toml::table& table_;
-  std::string where_;
-};
+using Reader = TomlReader;
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
   const std::filesystem::path path(p);
   return path.is_absolute() ? path : base / path;
-}
-
-// "host:port" or "[v6]:port".
-std::pair<std::string, std::uint16_t> parse_listen(const Reader& r, std::string_view text) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) r.fail("listen", "expected host:port");
-  std::string host(text.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string_view port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    r.fail("listen", "invalid port in " + std::string(text));
-  }
-  return {host, static_cast<std::uint16_t>(port)};
 }
 
 std::map<std::string, ModelPrice, std::less<>> read_prices(const Reader& plan,
@@ -149,8 +54,8 @@ std::map<std::string, ModelPrice, std::less<>> read_prices(const Reader& plan,
     if (!node.is_table()) plan.fail("prices." + std::string(model.str()), "expected a table");
     Reader r(*node.as_table(), where + ".prices." + std::string(model.str()));
     r.only({"prompt_per_1k", "completion_per_1k"});
-    prices[std::string(model.str())] = {.prompt_per_1k = r.money("prompt_per_1k"),
-                                        .completion_per_1k = r.money("completion_per_1k")};
+    prices[std::string(model.str())] = {.prompt_per_1k = read_money(r, "prompt_per_1k"),
+                                        .completion_per_1k = read_money(r, "completion_per_1k")};
   }
   return prices;
 }
@@ -210,7 +115,7 @@ void read_top(const Reader& r, BackendConfig& c, const std::filesystem::path& ba
   c.id = r.required("id");
   if (c.id.size() > kMaxIssBytes) r.fail("id", "longer than 256 bytes");
   const std::string listen = r.string("listen", "127.0.0.1:9000");
-  std::tie(c.http.host, c.http.port) = parse_listen(r, listen);
+  std::tie(c.http.host, c.http.port) = parse_listen(listen, "listen");
   c.public_url = r.string("public_url", c.http.port == 0 ? "" : "http://" + listen);
   while (c.public_url.ends_with('/')) c.public_url.pop_back();
   if (!c.public_url.empty() && !net::parse_upstream_url(c.public_url)) {
@@ -246,13 +151,7 @@ const Plan* BackendConfig::plan(std::string_view name) const {
 }
 
 BackendConfig parse_backend_config(std::string_view text, const std::filesystem::path& base_dir) {
-  toml::table table;
-  try {
-    table = toml::parse(text);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError("line " + std::to_string(e.source().begin.line) + ": " +
-                      std::string(e.description()));
-  }
+  const toml::table table = parse_toml(text);
   BackendConfig c;
   const Reader top(table, "");
   read_top(top, c, base_dir);

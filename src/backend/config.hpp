@@ -17,15 +17,12 @@
 #include <vector>
 
 #include "backend/money.hpp"
+#include "core/toml_reader.hpp"
 #include "net/http_server.hpp"
 
 namespace dynaseal::backend {
 
-// A configuration that cannot be used; what() names the key and the problem.
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using dynaseal::ConfigError;  // core/toml_reader.hpp
 
 struct Plan {
   std::string name{};

@@ -19,23 +19,6 @@ namespace {
 namespace http = net::http;
 namespace json = boost::json;
 
-// The bearer token of an Authorization header ("Bearer" in any case), or nothing.
-std::optional<std::string_view> bearer_token(const net::Request& req) {
-  auto it = req.find(http::field::authorization);
-  if (it == req.end()) return std::nullopt;
-  std::string_view v = it->value();
-  constexpr std::string_view kScheme = "bearer ";
-  if (v.size() <= kScheme.size()) return std::nullopt;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(v[i])) != kScheme[i]) return std::nullopt;
-  }
-  v.remove_prefix(kScheme.size());
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  if (v.empty()) return std::nullopt;
-  return v;
-}
-
 std::string_view header(const net::Request& req, std::string_view name) {
   auto it = req.find(name);
   return it == req.end() ? std::string_view() : std::string_view(it->value());
@@ -147,7 +130,7 @@ net::Response BackendService::refuse(const net::Request& req, Error e, std::stri
 
 net::Response BackendService::mint(const net::Request& req, BackendStore& store,
                                    std::int64_t now_ms) {
-  auto token = bearer_token(req);
+  auto token = net::bearer_token(req);
   if (!token) return refuse(req, Error::token_missing);
   // Looked up by the token's SHA-256: timing of the index lookup can tell an attacker about a
   // hash prefix at most, which does not help find a token (preimage resistance).

@@ -435,4 +435,20 @@ Response make_response(const Request& req, http::status status, std::string body
   return res;
 }
 
+std::optional<std::string_view> bearer_token(const Request& req) {
+  auto it = req.find(http::field::authorization);
+  if (it == req.end()) return std::nullopt;
+  std::string_view v = it->value();
+  constexpr std::string_view kScheme = "bearer ";
+  if (v.size() <= kScheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != kScheme[i]) return std::nullopt;
+  }
+  v.remove_prefix(kScheme.size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  if (v.empty()) return std::nullopt;
+  return v;
+}
+
 }  // namespace dynaseal::net

@@ -115,6 +115,10 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The token of an `Authorization: Bearer <token>` header (scheme in any case, surrounding spaces
+// ignored), or nothing when there is none or it is empty.
+std::optional<std::string_view> bearer_token(const Request& req);
+
 // A response to `req` with the request's version and keep-alive, and a body.
 Response make_response(const Request& req, http::status status, std::string body,
                        std::string_view content_type = "application/json");

@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include "core/toml_reader.hpp"
 #include "store/key_file.hpp"
 #include "store/sqlite.hpp"
 
@@ -14,83 +15,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Typed access to one TOML table, naming `where` in every error.
-class Reader {
- public:
-  Reader(const toml::table& table, std::string where) : table_(table), where_(std::move(where)) {}
-
-  void only(std::initializer_list<std::string_view> known) const {
-    for (const auto& [key, node] : table_) {
-      if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
-        fail(std::string(key.str()), "unknown key");
-      }
-    }
-  }
-
-  std::string string(std::string_view key, std::string fallback) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_string()) fail(key, "expected a string");
-    return n->as_string()->get();
-  }
-
-  std::string required(std::string_view key) const {
-    if (table_.get(key) == nullptr) fail(key, "is required");
-    std::string s = string(key, "");
-    if (s.empty()) fail(key, "must not be empty");
-    return s;
-  }
-
-  std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
-                       std::int64_t max) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_integer()) fail(key, "expected an integer");
-    const std::int64_t v = n->as_integer()->get();
-    if (v < min || v > max) {
-      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-    }
-    return v;
-  }
-
-  milliseconds seconds(std::string_view key, milliseconds fallback) const {
-    return milliseconds(integer(key, fallback.count() / 1000, 1, 86400) * 1000);
-  }
-
-  bool boolean(std::string_view key, bool fallback) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return fallback;
-    if (!n->is_boolean()) fail(key, "expected true or false");
-    return n->as_boolean()->get();
-  }
-
-  std::vector<std::string> strings(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr || !n->is_array()) fail(key, "expected an array of strings");
-    std::vector<std::string> out;
-    for (const toml::node& e : *n->as_array()) {
-      if (!e.is_string() || e.as_string()->get().empty()) fail(key, "expected non-empty strings");
-      out.push_back(e.as_string()->get());
-    }
-    return out;
-  }
-
-  const toml::array* tables(std::string_view key) const {
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) return nullptr;
-    if (!n->is_array_of_tables()) fail(key, "expected [[" + std::string(key) + "]] tables");
-    return n->as_array();
-  }
-
-  [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
-    throw ConfigError((where_.empty() ? "" : where_ + ".") + std::string(key) + ": " +
-                      std::string(problem));
-  }
-
- private:
-  const toml::table& table_;
-  std::string where_;
-};
+using Reader = TomlReader;
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
   const std::filesystem::path path(p);
@@ -231,31 +156,8 @@ OutboxOptions read_outbox(const toml::table& t) {
 
 }  // namespace
 
-std::pair<std::string, std::uint16_t> parse_listen(std::string_view text, std::string_view key) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    throw ConfigError(std::string(key) + ": expected host:port");
-  }
-  std::string host(text.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  const std::string_view port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    throw ConfigError(std::string(key) + ": invalid port in " + std::string(text));
-  }
-  return {host, static_cast<std::uint16_t>(port)};
-}
-
 ServerConfig parse_server_config(std::string_view text, const std::filesystem::path& base_dir) {
-  toml::table table;
-  try {
-    table = toml::parse(text);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError("line " + std::to_string(e.source().begin.line) + ": " +
-                      std::string(e.description()));
-  }
+  const toml::table table = parse_toml(text);
   ServerConfig c;
   const Reader top(table, "");
   read_top(top, c, base_dir);

@@ -14,16 +14,13 @@
 #include <vector>
 
 #include "core/dynamic_key.hpp"
+#include "core/toml_reader.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
 
 namespace dynaseal::server {
 
-// A configuration that cannot be used; what() names the key and the problem.
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using dynaseal::ConfigError;  // core/toml_reader.hpp
 
 struct UpstreamConfig {
   std::string name;
@@ -73,8 +70,5 @@ struct ServerConfig {
 
 ServerConfig load_server_config(const std::filesystem::path& file);
 ServerConfig parse_server_config(std::string_view toml, const std::filesystem::path& base_dir);
-
-// "host:port" or "[v6]:port" -> host and port; throws ConfigError.
-std::pair<std::string, std::uint16_t> parse_listen(std::string_view text, std::string_view key);
 
 }  // namespace dynaseal::server

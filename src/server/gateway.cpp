@@ -19,22 +19,6 @@ std::int64_t unix_ms() {
       .count();
 }
 
-std::optional<std::string_view> bearer_token(const net::Request& req) {
-  auto it = req.find(http::field::authorization);
-  if (it == req.end()) return std::nullopt;
-  std::string_view v = it->value();
-  constexpr std::string_view kScheme = "bearer ";
-  if (v.size() <= kScheme.size()) return std::nullopt;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(v[i])) != kScheme[i]) return std::nullopt;
-  }
-  v.remove_prefix(kScheme.size());
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  if (v.empty()) return std::nullopt;
-  return v;
-}
-
 // GCC 12 miscompiles braced JSON initializers inside coroutines; documents are built here.
 namespace {
 

@@ -90,8 +90,7 @@ class Gateway {
   GatewayContext ctx_;
 };
 
-// The bearer token of an Authorization header, or nothing.
-std::optional<std::string_view> bearer_token(const net::Request& req);
+using net::bearer_token;
 
 std::int64_t unix_ms();
 

@@ -6,20 +6,23 @@
 #include "backend/signing_key.hpp"
 #include "backend/sqlite_store.hpp"
 #include "backend/store_pool.hpp"
+#include "backend/usage_writer.hpp"
 #include "net/http_errors.hpp"
 
 namespace dynaseal::backend {
 namespace {
 
-// Opens the database once at start, so that a schema this build cannot use stops the start
-// with the reason, and records the key in the signing_key file as the active one.
-void prepare_store(const BackendConfig& c, const ActiveKey& key) {
+// Opens the database at start, so that a schema this build cannot use stops the start with
+// the reason, and records the key in the signing_key file as the active one. The connection
+// becomes the usage writer's.
+std::unique_ptr<BackendStore> prepare_store(const BackendConfig& c, const ActiveKey& key) {
   std::string why;
   auto store = open_sqlite_store(c.db_path, &why);
   if (!store) throw ConfigError("db: " + (why.empty() ? c.db_path.string() : why));
   if (!(*store)->activate_signing_key(key.kid, key.public_jwk, system_unix_ms() / 1000)) {
     throw ConfigError("db: cannot record the signing key");
   }
+  return std::move(*store);
 }
 
 }  // namespace
@@ -28,6 +31,7 @@ struct BackendApp::Impl {
   BackendConfig config;
   SigningKeySource keys;
   StorePool stores;
+  std::unique_ptr<UsageWriter> writer;  // stopped after the HTTP server (~BackendApp)
   std::unique_ptr<BackendService> service;
   std::unique_ptr<net::HttpServer> http;
 
@@ -39,8 +43,9 @@ struct BackendApp::Impl {
 
 BackendApp::BackendApp(BackendConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {
   Impl& i = *impl_;
-  prepare_store(i.config, *i.keys.current(system_unix_ms()));
-  i.service = std::make_unique<BackendService>(i.config, i.stores, i.keys);
+  i.writer =
+      std::make_unique<UsageWriter>(prepare_store(i.config, *i.keys.current(system_unix_ms())));
+  i.service = std::make_unique<BackendService>(i.config, i.stores, *i.writer, i.keys);
   // Requests the HTTP layer refuses itself (413, 431, 400) never reach the service.
   net::Rejecter reject = [](Error e, net::http::status status) {
     net::Response res{status, 11};
@@ -59,6 +64,8 @@ BackendApp::BackendApp(BackendConfig config) : impl_(std::make_unique<Impl>(std:
 BackendApp::~BackendApp() {
   stop(std::chrono::milliseconds(0));
   wait();
+  // Callbacks still queued are recorded; their replies go nowhere (the server retries them).
+  impl_->writer->stop();
 }
 
 std::uint16_t BackendApp::port() const { return impl_->http->port(); }

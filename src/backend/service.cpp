@@ -33,7 +33,9 @@ std::string minted_json(const std::string& token, const KeyRecord& key, const Se
   return json::serialize(body);
 }
 
-Route route_of(std::string_view path) {
+Route route_of(const net::Request& req) {
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
   if (path == "/v1/keys") return Route::keys;
   if (path == "/v1/callbacks/usage") return Route::callbacks;
   if (path == "/.well-known/jwks.json") return Route::jwks;
@@ -76,35 +78,50 @@ std::int64_t system_unix_ms() {
       .count();
 }
 
-BackendService::BackendService(const BackendConfig& config, StorePool& stores,
+BackendService::BackendService(const BackendConfig& config, StorePool& stores, UsageWriter& writer,
                                SigningKeySource& keys, Clock clock)
-    : config_(config), stores_(stores), keys_(keys), clock_(std::move(clock)) {}
+    : config_(config), stores_(stores), writer_(writer), keys_(keys), clock_(std::move(clock)) {}
 
 net::asio::awaitable<void> BackendService::handle(net::Exchange& ex) {
-  co_await ex.respond(respond(ex.request()));
+  net::Response res = co_await answer(ex.request());
+  co_await ex.respond(std::move(res));
 }
 
-net::Response BackendService::respond(const net::Request& req) {
+// A coroutine: keep closures and braced aggregates out of it (GCC 12, docs/development.md).
+net::asio::awaitable<net::Response> BackendService::answer(const net::Request& req) {
   const auto started = std::chrono::steady_clock::now();
-  const std::string_view target = req.target();
-  const std::string_view path = target.substr(0, target.find('?'));
-  const Route route = route_of(path);
+  const Route route = route_of(req);
+  if (route != Route::callbacks || req.method() != method_of(route)) {
+    net::Response res = respond(req, route);
+    log_access(req, route, res, started);
+    co_return res;
+  }
+  Checked checked = check(req);
   net::Response res;
-  if (route == Route::none) {
-    res = refuse(req, Error::not_found);
-  } else if (req.method() != method_of(route)) {
-    res = refuse(req, Error::method_not_allowed);
+  if (NewEvent* event = std::get_if<NewEvent>(&checked)) {
+    const Result<Recorded> result = co_await writer_.record_durable(std::move(*event));
+    res = recorded(req, result);
   } else {
-    res = dispatch(req, route);
+    res = std::move(std::get<net::Response>(checked));
   }
-  if (config_.access_log) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count();
-    spdlog::info(R"(access {{"method":"{}","path":"{}","status":{},"us":{}}})",
-                 std::string_view(req.method_string()), to_string(route), res.result_int(), us);
-  }
-  return res;
+  log_access(req, route, res, started);
+  co_return res;
+}
+
+net::Response BackendService::respond(const net::Request& req, Route route) {
+  if (route == Route::none) return refuse(req, Error::not_found);
+  if (req.method() != method_of(route)) return refuse(req, Error::method_not_allowed);
+  return dispatch(req, route);
+}
+
+void BackendService::log_access(const net::Request& req, Route route, const net::Response& res,
+                                std::chrono::steady_clock::time_point started) const {
+  if (!config_.access_log) return;
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  spdlog::info(R"(access {{"method":"{}","path":"{}","status":{},"us":{}}})",
+               std::string_view(req.method_string()), to_string(route), res.result_int(), us);
 }
 
 net::Response BackendService::dispatch(const net::Request& req, Route route) {
@@ -115,8 +132,8 @@ net::Response BackendService::dispatch(const net::Request& req, Route route) {
   if (!store) return refuse(req, Error::store_unavailable, "cannot open the database");
   switch (route) {
     case Route::keys: return mint(req, **store, clock_());
-    case Route::callbacks: return callback(req, **store, clock_());
     case Route::jwks: return jwks(req, **store);
+    case Route::callbacks:  // answer() stores callbacks through the writer
     case Route::healthz:
     case Route::none: break;
   }
@@ -161,9 +178,11 @@ net::Response BackendService::mint(const net::Request& req, BackendStore& store,
   return net::make_response(req, http::status::ok, minted_json(*jwt, *key, config_.server));
 }
 
-net::Response BackendService::callback(const net::Request& req, BackendStore& store,
-                                       std::int64_t now_ms) {
-  auto keys = pinned_keys(store, now_ms);
+BackendService::Checked BackendService::check(const net::Request& req) {
+  const std::int64_t now_ms = clock_();
+  auto store = stores_.local();
+  if (!store) return refuse(req, Error::store_unavailable, "cannot open the database");
+  auto keys = pinned_keys(**store, now_ms);
   if (!keys) return refuse(req, keys.error(), "no usable pinned server identity");
   const WebhookHeaders headers{.id = header(req, "webhook-id"),
                                .timestamp = header(req, "webhook-timestamp"),
@@ -175,14 +194,23 @@ net::Response BackendService::callback(const net::Request& req, BackendStore& st
                             .tolerance = config_.callback_tolerance};
   auto event = check_callback(headers, req.body(), ctx);
   if (!event) return refuse(req, event.error(), "usage callback rejected");
-  const CostFn cost = [&](const User& user) -> std::int64_t {
-    const Plan* plan = config_.plan(user.plan);
+  // Runs on the writer's thread, inside the transaction: everything by value but the
+  // configuration, which outlives the writer.
+  CostFn cost = [config = &config_, model = event->model, prompt = event->prompt_tokens,
+                 completion = event->completion_tokens](const User& user) -> std::int64_t {
+    const Plan* plan = config->plan(user.plan);
     if (plan == nullptr) return 0;
-    return usage_cost(plan->price(event->model), event->prompt_tokens, event->completion_tokens);
+    return usage_cost(plan->price(model), prompt, completion);
   };
-  auto recorded = store.record_usage(*event, req.body(), now_ms / 1000, cost);
-  if (!recorded) return refuse(req, recorded.error(), "recording the event failed");
-  return net::make_response(req, http::status::ok, recorded_json(*recorded));
+  return NewEvent{.event = std::move(*event),
+                  .raw_body = std::string(req.body()),
+                  .received_at = now_ms / 1000,
+                  .cost = std::move(cost)};
+}
+
+net::Response BackendService::recorded(const net::Request& req, const Result<Recorded>& result) {
+  if (!result) return refuse(req, result.error(), "recording the event failed");
+  return net::make_response(req, http::status::ok, recorded_json(*result));
 }
 
 Result<std::shared_ptr<const std::vector<PublicKey>>> BackendService::pinned_keys(

@@ -10,27 +10,32 @@
 // (body_malformed, model_missing) -> plan (model_not_allowed, max_tokens_exceeded,
 // uses_not_allowed) -> mint rate (rate_limited) -> budget and reservation in one transaction
 // (quota_exhausted, credit_exhausted) -> sign with the current key. Callbacks: pinned keys
-// (server_unknown) -> check_callback (signature, timestamp, body) -> record_usage. A store that
-// fails answers 503 store_unavailable (a server retries its callbacks). Refusals use the OpenAI
-// error body (net/http_errors.hpp).
+// (server_unknown) -> check_callback (signature, timestamp, body), on the worker thread -> the
+// UsageWriter, which group-commits the events of many callbacks in one transaction; the reply
+// waits for that commit. A store that fails answers 503 store_unavailable (a server retries its
+// callbacks). Refusals use the OpenAI error body (net/http_errors.hpp).
 //
-// A request is answered by respond(), a plain function from request to response on the worker
-// thread; the store calls in it are blocking SQLite calls on that thread's own connection.
+// A request is answered by answer(); everything but a callback's storage runs straight on the
+// worker thread, the store calls being blocking SQLite calls on that thread's own connection.
 //
-//   BackendService service(config, stores, keys);
+//   UsageWriter writer(std::move(*open_sqlite_store(path)));
+//   BackendService service(config, stores, writer, keys);
 //   HttpServer http(options, [&](Exchange& ex) { return service.handle(ex); }, reject);
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "backend/config.hpp"
 #include "backend/rate_limiter.hpp"
 #include "backend/signing_key.hpp"
 #include "backend/store_pool.hpp"
+#include "backend/usage_writer.hpp"
 #include "core/crypto.hpp"
 #include "net/http_server.hpp"
 
@@ -46,16 +51,24 @@ class BackendService {
  public:
   static constexpr std::int64_t kPinnedKeysTtlMs = 1000;
 
-  BackendService(const BackendConfig& config, StorePool& stores, SigningKeySource& keys,
-                 Clock clock = system_unix_ms);
+  BackendService(const BackendConfig& config, StorePool& stores, UsageWriter& writer,
+                 SigningKeySource& keys, Clock clock = system_unix_ms);
 
   net::asio::awaitable<void> handle(net::Exchange& ex);
-  net::Response respond(const net::Request& req);
+  // The response to `req`; a callback's completes once its event's transaction is over.
+  net::asio::awaitable<net::Response> answer(const net::Request& req);
 
  private:
+  // A callback either refused at once or checked and ready to be stored.
+  using Checked = std::variant<net::Response, NewEvent>;
+
+  net::Response respond(const net::Request& req, Route route);
   net::Response dispatch(const net::Request& req, Route route);
   net::Response mint(const net::Request& req, BackendStore& store, std::int64_t now_ms);
-  net::Response callback(const net::Request& req, BackendStore& store, std::int64_t now_ms);
+  Checked check(const net::Request& req);
+  net::Response recorded(const net::Request& req, const Result<Recorded>& result);
+  void log_access(const net::Request& req, Route route, const net::Response& res,
+                  std::chrono::steady_clock::time_point started) const;
   net::Response jwks(const net::Request& req, BackendStore& store);
   net::Response refuse(const net::Request& req, Error e, std::string_view detail = {});
   // The pinned server's keys, read from the store at most once per kPinnedKeysTtlMs while
@@ -71,6 +84,7 @@ class BackendService {
 
   const BackendConfig& config_;
   StorePool& stores_;
+  UsageWriter& writer_;
   SigningKeySource& keys_;
   Clock clock_;
   MintRateLimiter limiter_;

@@ -154,24 +154,25 @@ class SqliteBackendStore final : public BackendStore {
     return key;
   }
 
-  Result<Recorded> record_usage(const UsageEvent& e, std::string_view raw_body,
-                                std::int64_t received_at, const CostFn& cost) override {
+  Result<std::vector<Result<Recorded>>> record_events(std::span<const NewEvent> batch) override {
     auto tx = begin_write();
     if (!tx) return Unexpected(tx.error());
-    auto user = event_user(e);
-    if (!user) return Unexpected(user.error());
-    Recorded out;
-    if (*user) {
-      out.user = (*user)->name;
-      out.cost_micros = std::clamp<std::int64_t>(cost(**user), 0, kMaxMoneyMicros);
-    }
-    auto inserted = insert_event(e, raw_body, received_at, *user, out.cost_micros);
-    if (!inserted) return Unexpected(inserted.error());
-    if (!*inserted) return Recorded{.duplicate = true};  // rolls back: nothing changed
-    if (*user) {
-      if (auto ok = charge(**user, e, received_at, out.cost_micros); !ok) {
-        return Unexpected(ok.error());
+    // Each event inside its own savepoint: one that fails half-way is undone alone.
+    Statement& savepoint = db_.statement("SAVEPOINT event");
+    Statement& undo = db_.statement("ROLLBACK TO event");
+    Statement& release = db_.statement("RELEASE event");
+    std::vector<Result<Recorded>> out;
+    out.reserve(batch.size());
+    for (const NewEvent& e : batch) {
+      if (auto ok = savepoint.run(); !ok) return Unexpected(ok.error());
+      auto recorded = record_one(e);
+      // When SQLite itself gave up the transaction (I/O error, disk full), these fail and so
+      // does the batch: the Transaction rolls back whatever is left.
+      if (!recorded) {
+        if (auto ok = undo.run(); !ok) return Unexpected(ok.error());
       }
+      if (auto ok = release.run(); !ok) return Unexpected(ok.error());
+      out.push_back(std::move(recorded));
     }
     if (auto ok = tx->tx.commit(); !ok) return Unexpected(ok.error());
     return out;
@@ -373,6 +374,27 @@ class SqliteBackendStore final : public BackendStore {
     const std::int64_t balance = clamp_money(user.credit_micros - cost);
     if (auto ok = set_balance(user.id, balance); !ok) return ok;
     return ledger(user.id, now, -cost, balance, "usage", e.webhook_id());
+  }
+
+  // One event of record_events, inside the open transaction. A duplicate writes nothing.
+  Result<Recorded> record_one(const NewEvent& n) {
+    const UsageEvent& e = n.event;
+    auto user = event_user(e);
+    if (!user) return Unexpected(user.error());
+    Recorded out;
+    if (*user) {
+      out.user = (*user)->name;
+      out.cost_micros = std::clamp<std::int64_t>(n.cost ? n.cost(**user) : 0, 0, kMaxMoneyMicros);
+    }
+    auto inserted = insert_event(e, n.raw_body, n.received_at, *user, out.cost_micros);
+    if (!inserted) return Unexpected(inserted.error());
+    if (!*inserted) return Recorded{.duplicate = true};
+    if (*user) {
+      if (auto ok = charge(**user, e, n.received_at, out.cost_micros); !ok) {
+        return Unexpected(ok.error());
+      }
+    }
+    return out;
   }
 
   Result<void> set_balance(std::int64_t user_id, std::int64_t balance) {

@@ -5,8 +5,10 @@
 // Every operation is self-contained and atomic (one transaction), so that an implementation on
 // PostgreSQL can stand behind the same interface: reserve_key reads the user's usage and
 // records the key in one transaction, so two concurrent mints cannot both spend the same
-// remaining quota; record_usage inserts the event and updates the ledger in one transaction,
-// and its idempotency comes from the unique webhook-id, not from a read before the write.
+// remaining quota; record_events inserts each event and updates the ledger in the same
+// transaction, and its idempotency comes from the unique webhook-id, not from a read before the
+// write. record_events takes a batch (group commit: one transaction for many callbacks) and
+// answers per event, so a PostgreSQL implementation can do the same with savepoints.
 //
 // Errors: store_unavailable when the database fails; conflict and not_found where stated.
 // An instance is one connection: use it from one thread at a time (StorePool gives each worker
@@ -15,12 +17,14 @@
 //   auto store = open_sqlite_store("backend.db");        // migrates; see sqlite_store.hpp
 //   auto user = store->find_user_by_token(token_hash(token));
 //   auto key = store->reserve_key(user->id, utc_day(now), now, grace, decide_from_state);
-//   auto recorded = store->record_usage(event, raw_body, now, cost_for_user);
+//   auto recorded = store->record_usage(event, raw_body, now, cost_for_user);   // a batch of one
+//   auto results = store->record_events(batch);     // per event, or the transaction's error
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +85,15 @@ struct Recorded {
   bool duplicate = false;             // the webhook-id was recorded before: nothing changed
   std::optional<std::string> user{};  // whom it was charged to; nothing: no such user
   std::int64_t cost_micros = 0;
+};
+
+// One usage event to record: the checked event, its body exactly as received, when it arrived,
+// and its cost for the user it turns out to belong to (called inside the transaction).
+struct NewEvent {
+  UsageEvent event;
+  std::string raw_body{};
+  std::int64_t received_at = 0;
+  CostFn cost{};
 };
 
 struct EventQuery {
@@ -144,12 +157,17 @@ class BackendStore {
                                         std::int64_t now, std::int64_t settle_grace,
                                         const MintDecision& decide) = 0;
 
-  // In one transaction: inserts the event (raw body as received) unless its webhook-id exists
-  // (then: duplicate, nothing changes), finds its user (by the key's jti, else by sub), and
-  // charges it: the key's tallies, the user's tokens of the event's UTC day, and, when
-  // `cost` is not zero, the balance (with a ledger row).
-  virtual Result<Recorded> record_usage(const UsageEvent& event, std::string_view raw_body,
-                                        std::int64_t received_at, const CostFn& cost) = 0;
+  // In one transaction, for each event in order: inserts it (raw body as received) unless its
+  // webhook-id exists, in the database or earlier in the batch (then: duplicate, nothing
+  // changes), finds its user (by the key's jti, else by sub), and charges it: the key's
+  // tallies, the user's tokens of the event's UTC day, and, when its cost is not zero, the
+  // balance (with a ledger row). An event whose statements fail is undone alone and gets its
+  // error (store_unavailable); the others are kept. The returned error (store_unavailable)
+  // means the transaction itself failed (begin or commit): nothing of the batch is recorded.
+  virtual Result<std::vector<Result<Recorded>>> record_events(std::span<const NewEvent> batch) = 0;
+  // record_events of one event.
+  Result<Recorded> record_usage(const UsageEvent& event, std::string_view raw_body,
+                                std::int64_t received_at, const CostFn& cost);
   virtual Result<std::vector<StoredEvent>> events(const EventQuery& query) = 0;
 
   // Pins (or re-pins) a server's identity.

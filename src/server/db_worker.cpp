@@ -14,20 +14,38 @@ DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store)
 
 DbWorker::~DbWorker() { stop(); }
 
+void DbWorker::Batch::append(Batch& other) {
+  for (auto& w : other.writes) writes.push_back(std::move(w));
+  for (auto& d : other.dones) dones.push_back(std::move(d));
+  other.clear();
+}
+
+void DbWorker::Batch::clear() {
+  writes.clear();
+  dones.clear();
+}
+
+// A busy worker looks at the queue again before it sleeps, so a notify (a futex call) is needed
+// only when it is asleep: most writes under load cost no system call.
 void DbWorker::write(store::OutboxWrite write, WriteDone done) {
+  bool asleep = false;
   {
     std::lock_guard lock(mutex_);
-    writes_.push_back({std::move(write), std::move(done)});
+    queued_.writes.push_back(std::move(write));
+    queued_.dones.push_back(std::move(done));
+    asleep = sleeping_;
   }
-  wake_.notify_one();
+  if (asleep) wake_.notify_one();
 }
 
 void DbWorker::run(Task task) {
+  bool asleep = false;
   {
     std::lock_guard lock(mutex_);
     tasks_.push_back(std::move(task));
+    asleep = sleeping_;
   }
-  wake_.notify_one();
+  if (asleep) wake_.notify_one();
 }
 
 void DbWorker::stop() {
@@ -36,7 +54,7 @@ void DbWorker::stop() {
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  wake_.notify_one();
+  wake_.notify_one();  // unconditionally: the worker may be in its retry wait
   if (thread_.joinable()) thread_.join();
 }
 
@@ -53,59 +71,56 @@ asio::awaitable<store::OutboxWriteResult> DbWorker::write_durable(store::OutboxW
 }
 
 void DbWorker::loop() {
-  std::vector<PendingWrite> batch;
-  std::vector<PendingWrite> retry;
+  Batch batch;
+  Batch retry;
   std::vector<Task> tasks;
   std::unique_lock lock(mutex_);
   for (;;) {
+    sleeping_ = true;
     if (retry.empty()) {
-      wake_.wait(lock, [this] { return stopping_ || !writes_.empty() || !tasks_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || !queued_.empty() || !tasks_.empty(); });
     } else {
       wake_.wait_for(lock, kRetryEvery, [this] { return stopping_; });
     }
+    sleeping_ = false;
     const bool last = stopping_;
-    batch = std::move(retry);
-    retry.clear();
-    for (auto& w : writes_) batch.push_back(std::move(w));
-    writes_.clear();
+    batch.append(retry);
+    batch.append(queued_);
     tasks.swap(tasks_);
     lock.unlock();
 
-    if (!batch.empty()) retry = commit(batch);
+    if (!batch.empty()) commit(batch, retry);
     batch.clear();
     for (Task& t : tasks) t(*store_);
     tasks.clear();
 
     lock.lock();
-    if (last && writes_.empty() && tasks_.empty()) break;
+    if (last && queued_.empty() && tasks_.empty()) break;
   }
   if (!retry.empty()) {
-    spdlog::error("outbox: {} bookkeeping writes could not be stored at shutdown", retry.size());
+    spdlog::error("outbox: {} bookkeeping writes could not be stored at shutdown",
+                  retry.writes.size());
   }
 }
 
-std::vector<DbWorker::PendingWrite> DbWorker::commit(std::vector<PendingWrite>& batch) {
-  std::vector<store::OutboxWrite> writes;
-  writes.reserve(batch.size());
-  for (const PendingWrite& p : batch) writes.push_back(p.write);
-  auto results = store_->apply(writes);
-  std::vector<PendingWrite> retry;
-  if (!results) {
-    spdlog::error("outbox: a transaction of {} writes failed: {}", batch.size(),
-                  to_string(results.error()));
-    for (PendingWrite& p : batch) {
-      if (p.done) {
-        p.done(Error::store_unavailable);
-      } else {
-        retry.push_back(std::move(p));
-      }
+void DbWorker::commit(Batch& batch, Batch& retry) {
+  auto results = store_->apply(batch.writes);
+  if (results) {
+    for (std::size_t i = 0; i < batch.writes.size(); ++i) {
+      if (batch.dones[i]) batch.dones[i]((*results)[i]);
     }
-    return retry;
+    return;
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].done) batch[i].done((*results)[i]);
+  spdlog::error("outbox: a transaction of {} writes failed: {}", batch.writes.size(),
+                to_string(results.error()));
+  for (std::size_t i = 0; i < batch.writes.size(); ++i) {
+    if (batch.dones[i]) {
+      batch.dones[i](Error::store_unavailable);
+    } else {
+      retry.writes.push_back(std::move(batch.writes[i]));
+      retry.dones.emplace_back();
+    }
   }
-  return retry;
 }
 
 }  // namespace dynaseal::server

@@ -76,20 +76,27 @@ class DbWorker {
   }
 
  private:
-  struct PendingWrite {
-    store::OutboxWrite write;
-    WriteDone done;
+  // Writes and their callbacks, in parallel vectors so that a batch goes to the store as it is
+  // (no copy of the bodies).
+  struct Batch {
+    std::vector<store::OutboxWrite> writes;
+    std::vector<WriteDone> dones;
+    bool empty() const { return writes.empty(); }
+    void append(Batch& other);
+    void clear();
   };
   void loop();
-  // Commits `batch`; returns the writes to retry (those without a callback) on failure.
-  std::vector<PendingWrite> commit(std::vector<PendingWrite>& batch);
+  // Commits `batch`; leaves in `retry` the writes to try again (those without a callback) when
+  // the transaction failed.
+  void commit(Batch& batch, Batch& retry);
 
   std::unique_ptr<store::ServerStore> store_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<PendingWrite> writes_;
+  Batch queued_;
   std::vector<Task> tasks_;
   bool stopping_ = false;
+  bool sleeping_ = false;  // the worker waits on wake_: only then is a notify needed
   std::thread thread_;
 };
 

@@ -44,6 +44,7 @@ bench: build
 	$(BUILD)/bench/core_bench
 	scripts/bench-server $(BUILD)
 	scripts/bench-backend $(BUILD)
+	scripts/bench-replicas $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on its own corpus directory.
 fuzz: deps

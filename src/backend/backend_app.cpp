@@ -4,7 +4,6 @@
 
 #include "backend/service.hpp"
 #include "backend/signing_key.hpp"
-#include "backend/sqlite_store.hpp"
 #include "backend/store_pool.hpp"
 #include "backend/usage_writer.hpp"
 #include "net/http_errors.hpp"
@@ -17,7 +16,7 @@ namespace {
 // becomes the usage writer's.
 std::unique_ptr<BackendStore> prepare_store(const BackendConfig& c, const ActiveKey& key) {
   std::string why;
-  auto store = open_sqlite_store(c.db_path, &why);
+  auto store = open_backend_store(c.db, c.db_path, &why);
   if (!store) throw ConfigError("db: " + (why.empty() ? c.db_path.string() : why));
   if (!(*store)->activate_signing_key(key.kid, key.public_jwk, system_unix_ms() / 1000)) {
     throw ConfigError("db: cannot record the signing key");
@@ -38,7 +37,7 @@ struct BackendApp::Impl {
   explicit Impl(BackendConfig c)
       : config(std::move(c)),
         keys(config.signing_key),
-        stores([path = config.db_path] { return open_sqlite_store(path); }) {}
+        stores([db = config.db, path = config.db_path] { return open_backend_store(db, path); }) {}
 };
 
 BackendApp::BackendApp(BackendConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {

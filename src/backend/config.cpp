@@ -10,6 +10,7 @@
 #include "core/toml_reader.hpp"
 #include "net/http_client.hpp"
 #include "store/key_file.hpp"
+#include "store/postgres_url.hpp"
 #include "store/sqlite.hpp"
 
 namespace dynaseal::backend {
@@ -101,11 +102,14 @@ void read_server(const Reader& top, BackendConfig& c) {
 
 void read_db(const Reader& r, BackendConfig& c, const std::filesystem::path& base) {
   c.db = r.string("db", c.db);
-  if (c.db.starts_with("postgresql://") || c.db.starts_with("postgres://")) {
-    r.fail("db", "PostgreSQL is not supported yet by this build; use sqlite:PATH");
+  if (c.db.starts_with("postgres")) {
+    // The message never contains the password (postgres_url.hpp).
+    if (auto bad = store::check_postgres_url(c.db)) r.fail("db", *bad);
+    c.db_path.clear();
+    return;
   }
   auto path = store::sqlite_path(c.db, base);
-  if (!path) r.fail("db", "expected sqlite:PATH");
+  if (!path) r.fail("db", "expected sqlite:PATH or postgresql://...");
   c.db_path = *path;
 }
 

@@ -52,7 +52,7 @@ struct BackendConfig {
   std::string public_url{};               // default http://<listen>
   std::filesystem::path signing_key;      // default <id>.jwk
   std::string db = "sqlite:backend.db";   // as written
-  std::filesystem::path db_path;          // resolved sqlite path
+  std::filesystem::path db_path;          // resolved sqlite path; empty for PostgreSQL
   std::int64_t callback_tolerance = 300;  // seconds a webhook-timestamp may be off
   std::int64_t settle_grace = 300;        // seconds a key's reservation outlives its exp
   bool access_log = true;

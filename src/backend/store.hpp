@@ -2,19 +2,20 @@
 // keys it minted with their reservations, usage events and the ledger, the pinned server
 // identity, and its signing keys through rotations.
 //
-// Every operation is self-contained and atomic (one transaction), so that an implementation on
-// PostgreSQL can stand behind the same interface: reserve_key reads the user's usage and
-// records the key in one transaction, so two concurrent mints cannot both spend the same
-// remaining quota; record_events inserts each event and updates the ledger in the same
-// transaction, and its idempotency comes from the unique webhook-id, not from a read before the
-// write. record_events takes a batch (group commit: one transaction for many callbacks) and
-// answers per event, so a PostgreSQL implementation can do the same with savepoints.
+// Every operation is self-contained and atomic (one transaction), so that SQLite
+// (sqlite_store.hpp) and PostgreSQL, shared by several processes (postgres_store.hpp), stand
+// behind the same interface: reserve_key reads the user's usage and records the key in one
+// transaction, so two concurrent mints cannot both spend the same remaining quota;
+// record_events inserts each event and updates the ledger in the same transaction, and its
+// idempotency comes from the unique webhook-id, not from a read before the write.
+// record_events takes a batch (group commit: one transaction for many callbacks) and answers
+// per event (savepoints).
 //
 // Errors: store_unavailable when the database fails; conflict and not_found where stated.
 // An instance is one connection: use it from one thread at a time (StorePool gives each worker
 // thread its own). Times are unix seconds; money is micro-units (money.hpp).
 //
-//   auto store = open_sqlite_store("backend.db");        // migrates; see sqlite_store.hpp
+//   auto store = open_backend_store(config.db, config.db_path);   // migrates; SQLite or Postgres
 //   auto user = store->find_user_by_token(token_hash(token));
 //   auto key = store->reserve_key(user->id, utc_day(now), now, grace, decide_from_state);
 //   auto recorded = store->record_usage(event, raw_body, now, cost_for_user);   // a batch of one
@@ -22,7 +23,9 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -183,5 +186,12 @@ class BackendStore {
   virtual Result<std::vector<SigningKeyRecord>> signing_keys() = 0;
   virtual Result<void> retire_signing_key(std::string_view kid, std::int64_t now) = 0;
 };
+
+// Opens the store that `db` names (backend.toml): "postgresql://..." or "postgres://..."
+// (postgres_store.hpp), else the SQLite file at `sqlite_path`, which the configuration resolved
+// from "sqlite:PATH" (sqlite_store.hpp). On failure the error and why in `message`.
+Result<std::unique_ptr<BackendStore>> open_backend_store(std::string_view db,
+                                                         const std::filesystem::path& sqlite_path,
+                                                         std::string* message = nullptr);
 
 }  // namespace dynaseal::backend

@@ -15,7 +15,7 @@
 #include "backend/backend_app.hpp"
 #include "backend/registration.hpp"
 #include "backend/service.hpp"
-#include "backend/sqlite_store.hpp"
+#include "backend/store.hpp"
 #include "backend/user_token.hpp"
 #include "cli/app.hpp"
 #include "core/claims.hpp"
@@ -48,7 +48,7 @@ std::optional<BackendConfig> load_config(const std::string& file, int& exit_code
 
 std::unique_ptr<BackendStore> open_store(const BackendConfig& c, int& exit_code) {
   std::string why;
-  auto store = backend::open_sqlite_store(c.db_path, &why);
+  auto store = backend::open_backend_store(c.db, c.db_path, &why);
   if (!store) {
     exit_code = fail(store.error(), why.empty() ? "cannot open " + c.db_path.string() : why);
     return nullptr;

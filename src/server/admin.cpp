@@ -204,8 +204,12 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     // Every key the server would still accept has exp <= now + leeway + max_ttl, and its state
     // lives until exp + leeway: remembering the revocation that long covers them all.
     const std::int64_t until = now + ctx_.config.policy.max_ttl + 2 * ctx_.config.policy.leeway;
-    auto r = jti ? ctx_.uses.revoke_jti(*iss, *jti, until, now)
-                 : ctx_.uses.revoke_sub(*iss, *sub, now, until, now);
+    Result<void> r;
+    if (jti) {
+      r = co_await ctx_.uses.revoke_jti(*iss, *jti, until, now);
+    } else {
+      r = co_await ctx_.uses.revoke_sub(*iss, *sub, now, until, now);
+    }
     if (!r && r.error() == Error::store_unavailable) ctx_.metrics.store_error();
     co_return co_await admin_done(ex, outcome, r, http::status::ok);
   }

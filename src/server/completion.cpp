@@ -56,7 +56,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
                                       .uses = claims.dks.uses,
                                       .budget = claims.dks.budget,
                                       .want_tokens = *cap};
-  auto grant = ctx_.uses.consume(consume, now);
+  auto grant = co_await ctx_.uses.consume(consume, now);
   if (!grant) {
     if (grant.error() == Error::store_unavailable) ctx_.metrics.store_error();
     co_return co_await reject(ex, outcome, grant.error());
@@ -76,7 +76,8 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   // Durable before the engine sees the request: a crash from here on still yields an event.
   if (auto opened = co_await ctx_.outbox.open(record); !opened) {
     // conflict: this use of the key was consumed before (before a restart of the server,
-    // which the in-memory use store does not remember): refused, as the use is gone.
+    // which the in-memory use store does not remember, or before Redis lost its state):
+    // refused, as the use is gone.
     if (opened.error() == Error::store_unavailable) ctx_.metrics.store_error();
     co_return co_await reject(
         ex, outcome,
@@ -85,9 +86,9 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   co_await forward(ex, *body, *upstream, std::min(*cap, grant->granted_tokens), record, outcome);
   record.finished_at_ms = unix_ms();
 
-  if (auto settled = ctx_.uses.settle(claims.iss, claims.jti, grant->granted_tokens,
-                                      record.usage.total(), unix_ms() / 1000);
-      !settled) {
+  auto settled = co_await ctx_.uses.settle(claims.iss, claims.jti, grant->granted_tokens,
+                                           record.usage.total(), unix_ms() / 1000);
+  if (!settled) {
     // The reservation stays: the key's budget is under-used, never over-used.
     ctx_.metrics.store_error();
     spdlog::warn("settle failed for event {}: {}", claims.jti, to_string(settled.error()));

@@ -1,13 +1,18 @@
 #include "server/config.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 
 #include <toml++/toml.h>
 
 #include "core/toml_reader.hpp"
 #include "store/key_file.hpp"
+#include "store/postgres_url.hpp"
+#include "store/redis_keys.hpp"
 #include "store/sqlite.hpp"
 
 namespace dynaseal::server {
@@ -74,6 +79,14 @@ BackendConfig read_backend(const toml::table& t, std::size_t index,
   return b;
 }
 
+// hostname:port identifies a replica sharing PostgreSQL across its restarts; with port 0 the
+// process id stands in, and a restarted replica's unfinished records go to recover_stale.
+std::string default_replica_id(std::uint16_t port) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  return std::string(host) + ":" + std::to_string(port != 0 ? port : getpid());
+}
+
 void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& base) {
   r.only({"id",
           "listen",
@@ -84,6 +97,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "max_body_bytes",
           "store",
           "store_max_entries",
+          "store_timeout_ms",
+          "store_key_prefix",
           "db",
           "threads",
           "access_log",
@@ -96,7 +111,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "tls_private_key",
           "upstream",
           "backend",
-          "outbox"});
+          "outbox",
+          "replica_id"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
   std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
@@ -107,16 +123,33 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   c.http.max_body_bytes =
       static_cast<std::size_t>(r.integer("max_body_bytes", 1 << 20, 1024, 64 << 20));
   c.store = r.string("store", "memory");
-  if (c.store != "memory") r.fail("store", "only \"memory\" is supported by this build");
+  if (c.store != "memory") {
+    auto redis = store::parse_redis_url(c.store);  // its errors never show the password
+    if (!redis) r.fail("store", "expected \"memory\" or a Redis URL: " + redis.error());
+    c.store_redis = *redis;
+  }
+  c.store_timeout = milliseconds(r.integer("store_timeout_ms", 250, 10, 60'000));
+  c.store_key_prefix = r.string("store_key_prefix", "dks");
+  if (!store::valid_redis_key_prefix(c.store_key_prefix)) {
+    r.fail("store_key_prefix", "expected 1-64 characters of [A-Za-z0-9_.-]");
+  }
   c.store_max_entries =
       static_cast<std::size_t>(r.integer("store_max_entries", 1'000'000, 1000, 1'000'000'000));
   c.db = r.string("db", "sqlite:server.db");
-  if (c.db.starts_with("postgresql:") || c.db.starts_with("postgres:")) {
-    r.fail("db", "PostgreSQL is not supported by this build yet; use sqlite:PATH");
+  if (c.db.starts_with("postgres")) {
+    // The message never contains the password (postgres_url.hpp).
+    if (auto bad = store::check_postgres_url(c.db)) r.fail("db", *bad);
+    c.db_path.clear();
+  } else {
+    auto db_path = store::sqlite_path(c.db, base);
+    if (!db_path) r.fail("db", "expected sqlite:PATH or postgresql://...");
+    c.db_path = *db_path;
   }
-  auto db_path = store::sqlite_path(c.db, base);
-  if (!db_path) r.fail("db", "expected sqlite:PATH");
-  c.db_path = *db_path;
+  // A SQLite file serves one node: the server id names its only replica, stable across
+  // restarts. Replicas sharing PostgreSQL need distinct names.
+  c.replica_id = r.string("replica_id", c.db_path.empty() ? default_replica_id(c.http.port) : c.id);
+  if (c.replica_id.empty() || c.replica_id.size() > 128)
+    r.fail("replica_id", "must be 1-128 bytes");
   c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
   c.access_log = r.boolean("access_log", true);
   net::ServerOptions& h = c.http;
@@ -134,7 +167,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
 OutboxOptions read_outbox(const toml::table& t) {
   const Reader r(t, "outbox");
   r.only({"retry_base_ms", "retry_max_delay", "max_age", "retention", "concurrency_per_backend",
-          "delivery_timeout_ms", "poll_ms"});
+          "delivery_timeout_ms", "poll_ms", "heartbeat_ms", "replica_timeout"});
   OutboxOptions o;
   auto ms = [&](std::string_view key, milliseconds fallback, std::int64_t min, std::int64_t max) {
     return milliseconds(r.integer(key, fallback.count(), min, max));
@@ -150,6 +183,10 @@ OutboxOptions read_outbox(const toml::table& t) {
       static_cast<std::size_t>(r.integer("concurrency_per_backend", 16, 1, 1024));
   o.delivery_timeout = ms("delivery_timeout_ms", o.delivery_timeout, 100, 600'000);
   o.poll = ms("poll_ms", o.poll, 10, 60'000);
+  o.heartbeat = ms("heartbeat_ms", o.heartbeat, 100, 60'000);
+  o.replica_timeout = secs("replica_timeout", o.replica_timeout, 1, 86400);
+  if (o.replica_timeout < 2 * o.heartbeat)
+    r.fail("replica_timeout", "must be at least 2 heartbeats");
   if (o.retry_max_delay < o.retry_base) r.fail("retry_max_delay", "is below retry_base_ms");
   return o;
 }

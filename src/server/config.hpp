@@ -17,6 +17,7 @@
 #include "core/toml_reader.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
+#include "store/redis_url.hpp"
 
 namespace dynaseal::server {
 
@@ -49,17 +50,29 @@ struct OutboxOptions {
   std::chrono::milliseconds delivery_timeout{10000};
   std::chrono::milliseconds lease{std::chrono::minutes(5)};
   std::chrono::milliseconds poll{1000};  // looks for due retries at least this often
+  // Replicas sharing one database (PostgreSQL): each records that it is alive every
+  // `heartbeat`; the unfinished records of a replica silent for `replica_timeout` are taken
+  // over by the others and sent as "interrupted" (Outbox).
+  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds replica_timeout{std::chrono::seconds(30)};
 };
 
 struct ServerConfig {
   std::string id = "llm-1";
+  // This process among the replicas of `id` (owner of its unfinished outbox records); distinct
+  // per replica. Default: `id` with SQLite (one node), hostname:port with PostgreSQL.
+  std::string replica_id;
   std::filesystem::path identity_key = "server.jwk";
   std::filesystem::path admin_token_file = "admin.token";
   VerifyPolicy policy;
-  std::string store = "memory";
-  std::size_t store_max_entries = 1'000'000;
+  std::string store = "memory";                  // "memory" or a redis:// URL
+  std::optional<store::RedisUrl> store_redis;    // the URL of `store` when it names Redis
+  std::size_t store_max_entries = 1'000'000;     // bound of the memory store
+  std::chrono::milliseconds store_timeout{250};  // per Redis operation
+  std::string store_key_prefix = "dks";          // of every Redis key (docs/server.md)
   std::string db = "sqlite:server.db";
-  std::filesystem::path db_path = "server.db";  // of db, resolved against the config's directory
+  // Of a "sqlite:PATH" db, resolved against the config's directory; empty for PostgreSQL.
+  std::filesystem::path db_path = "server.db";
   OutboxOptions outbox;
   bool access_log = true;
   // The listening side: address (listen), threads, body limit, timeouts, TLS.

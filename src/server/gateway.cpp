@@ -95,9 +95,10 @@ net::asio::awaitable<void> Gateway::models(net::Exchange& ex, Outcome& outcome) 
   co_await reply(ex, outcome, net::make_response(ex.request(), http::status::ok, body));
 }
 
-// Ready when the store can count uses and every upstream answers HTTP at all.
+// Ready when the store can count uses (Redis: it answers this thread's connection) and every
+// upstream answers HTTP at all.
 net::asio::awaitable<void> Gateway::ready(net::Exchange& ex, Outcome& outcome) {
-  const bool store_ok = ctx_.uses.healthy();
+  const bool store_ok = co_await ctx_.uses.check();
   bool all = store_ok;
   json::object upstreams;
   auto executor = co_await net::asio::this_coro::executor;

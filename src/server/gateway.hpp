@@ -26,14 +26,14 @@
 #include "server/outbox.hpp"
 #include "server/router.hpp"
 #include "server/usage.hpp"
-#include "store/use_store.hpp"
+#include "store/async_use_store.hpp"
 
 namespace dynaseal::server {
 
 struct GatewayContext {
   const ServerConfig& config;
   BackendRegistry& backends;
-  store::UseStore& uses;
+  store::AsyncUseStore& uses;  // memory (inline) or Redis
   Router& router;
   Outbox& outbox;
   DbWorker& db;

@@ -177,6 +177,10 @@ void Metrics::render_outbox(std::string& out) const {
   help(out, "dynaseal_outbox_dead_lettered_total", "counter", "Usage events given up on.");
   line(out, "dynaseal_outbox_dead_lettered_total", "",
        static_cast<double>(outbox_dead_lettered_.load(kRelaxed)));
+  help(out, "dynaseal_outbox_recovered_total", "counter",
+       "Unfinished records reported as interrupted (after a restart or a replica's death).");
+  line(out, "dynaseal_outbox_recovered_total", "",
+       static_cast<double>(outbox_recovered_.load(kRelaxed)));
   help(out, "dynaseal_outbox_delivery_latency_seconds", "histogram",
        "From an event being queued to its acknowledgement.");
   outbox_latency_.render(out, "dynaseal_outbox_delivery_latency_seconds", "");

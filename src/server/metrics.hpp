@@ -12,6 +12,9 @@
 // dynaseal_outbox_delivered_total, dynaseal_outbox_retried_total,
 // dynaseal_outbox_dead_lettered_total, dynaseal_outbox_delivery_latency_seconds (histogram,
 // from the event being queued to the backend's 2xx)
+// dynaseal_outbox_recovered_total                 unfinished records reported as interrupted
+//                                                 (this replica's after a restart, or a
+//                                                 silent replica's)
 #pragma once
 
 #include <array>
@@ -59,6 +62,7 @@ class Metrics {
   void outbox_delivered(double latency_seconds);
   void outbox_retried() { outbox_retried_++; }
   void outbox_dead_lettered() { outbox_dead_lettered_++; }
+  void outbox_recovered(std::uint64_t n = 1) { outbox_recovered_ += n; }
   void outbox_gauges(const store::OutboxStats& s);
 
   std::string render(std::size_t open_connections) const;
@@ -86,6 +90,7 @@ class Metrics {
   std::atomic<std::uint64_t> outbox_delivered_{0};
   std::atomic<std::uint64_t> outbox_retried_{0};
   std::atomic<std::uint64_t> outbox_dead_lettered_{0};
+  std::atomic<std::uint64_t> outbox_recovered_{0};
   std::array<std::atomic<std::int64_t>, 3> outbox_gauges_{};  // open, pending, dead
   Histogram outbox_latency_;
 };

@@ -19,6 +19,7 @@
 #include "core/webhook.hpp"
 #include "net/http_client.hpp"
 #include "server/gateway.hpp"
+#include "server/replica_liveness.hpp"
 
 namespace dynaseal::server {
 namespace {
@@ -108,6 +109,7 @@ struct Outbox::Dispatcher {
   Metrics& metrics;
   asio::io_context io{1};
   asio::steady_timer wake{io};
+  asio::steady_timer heartbeat{io};  // replica_liveness.hpp
   bool poked = false;
   bool stopping = false;
   std::atomic<bool> poke_posted{false};
@@ -120,6 +122,11 @@ struct Outbox::Dispatcher {
 
   Dispatcher(DbWorker& d, const BackendRegistry& b, SigningKey k, OutboxOptions o, Metrics& m)
       : db(d), backends(b), identity(std::move(k)), options(o), metrics(m) {}
+
+  void recovered(std::int64_t n) {
+    metrics.outbox_recovered(static_cast<std::uint64_t>(n));
+    wake_now();
+  }
 
   // From any thread: look for work now. Coalesced, so a burst of finishes costs one wake-up.
   void poke() {
@@ -301,6 +308,7 @@ Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identit
   if (!n) throw std::runtime_error("outbox: cannot recover unfinished records from the database");
   if (*n > 0)
     spdlog::warn("outbox: {} requests were cut off by a restart: reported as interrupted", *n);
+  metrics.outbox_recovered(static_cast<std::uint64_t>(*n));
   dispatcher_ = std::make_unique<Dispatcher>(db, backends, std::move(identity), options, metrics);
 }
 
@@ -326,17 +334,23 @@ void Outbox::finish(const UsageRecord& record) {
 void Outbox::start() {
   Dispatcher& d = *dispatcher_;
   asio::co_spawn(d.io, d.loop(), asio::detached);
+  asio::co_spawn(d.io,
+                 keep_alive(db_, owner_, d.options, d.heartbeat, d.stopping,
+                            [&d](std::int64_t n) { d.recovered(n); }),
+                 asio::detached);
   d.thread = std::thread([&d] { d.io.run(); });
 }
 
 void Outbox::drain(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Open records now belong to requests the shutdown cut off: they become interrupted events
+  // at the next start, or, when this replica does not come back, through another replica's
+  // recover_stale after replica_timeout. (Not here: recover() also ends leases, and deliveries
+  // of this process are still under way.)
   for (;;) {
     std::promise<Result<store::OutboxStats>> stats;
     db_.run([&stats](store::ServerStore& s) { stats.set_value(s.stats()); });
     auto now = stats.get_future().get();
-    // Open records now belong to requests the shutdown cut off: they become interrupted
-    // events at the next start, nothing to wait for.
     if (!now || now->pending == 0) return;
     if (std::chrono::steady_clock::now() >= deadline) {
       spdlog::info("outbox: {} events still pending at shutdown; they go out at the next start",
@@ -355,6 +369,7 @@ void Outbox::stop() {
   asio::post(d.io, [&d] {
     d.stopping = true;
     d.wake_now();
+    d.heartbeat.cancel();
     for (net::UpstreamCall* call : d.calls) call->cancel();
   });
   if (d.thread.joinable()) d.thread.join();

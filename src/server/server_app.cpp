@@ -1,6 +1,7 @@
 #include "server/server_app.hpp"
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -12,8 +13,12 @@
 #include "core/jwk.hpp"
 #include "net/http_errors.hpp"
 #include "server/gateway.hpp"
+#include "server/registry_sync.hpp"
 #include "store/key_file.hpp"
 #include "store/memory_use_store.hpp"
+#include "store/postgres_server_store.hpp"
+#include "store/postgres_url.hpp"
+#include "store/redis_use_store.hpp"
 #include "store/sqlite_server_store.hpp"
 
 namespace dynaseal::server {
@@ -75,14 +80,21 @@ std::vector<std::string> all_models(const ServerConfig& c) {
 
 std::unique_ptr<store::ServerStore> open_db(const ServerConfig& c) {
   std::string message;
-  auto db = store::SqliteServerStore::open(c.db_path, &message);
+  std::unique_ptr<store::ServerStore> db;
+  if (store::is_postgres_url(c.db)) {
+    db = store::PostgresServerStore::open(c.db, &message);  // the message hides the password
+  } else {
+    db = store::SqliteServerStore::open(c.db_path, &message);
+  }
   if (!db) throw ConfigError("db: " + message);
   return db;
 }
 
 // The registry at start: the config's [[backend]] entries, then what the admin API stored,
 // which wins for an id in both (it is the later decision, e.g. a key rotation).
-void load_backends(const ServerConfig& c, store::ServerStore& db, BackendRegistry& registry) {
+// Returns the stored rows (where RegistrySync starts from).
+std::vector<store::RegisteredBackend> load_backends(const ServerConfig& c, store::ServerStore& db,
+                                                    BackendRegistry& registry) {
   for (const BackendConfig& b : c.backends) {
     if (!registry.add({b.id, b.keys, b.callback_url})) throw ConfigError("backend: duplicate id");
   }
@@ -99,6 +111,23 @@ void load_backends(const ServerConfig& c, store::ServerStore& db, BackendRegistr
       (void)registry.add(std::move(b));
     }
   }
+  return *stored;
+}
+
+// The use store `store` names: the memory store, awaited inline (and swept by the caller), or
+// Redis, shared with every replica that names the same one.
+std::unique_ptr<store::AsyncUseStore> open_uses(const ServerConfig& c,
+                                                std::unique_ptr<store::MemoryUseStore>& memory) {
+  if (!c.store_redis) {
+    memory = std::make_unique<store::MemoryUseStore>(
+        store::MemoryUseStoreOptions{.max_entries = c.store_max_entries});
+    return std::make_unique<store::InlineUseStore>(*memory);
+  }
+  spdlog::info("use store: {} (keys {}:*, timeout {} ms)", c.store_redis->display(),
+               c.store_key_prefix, c.store_timeout.count());
+  store::RedisUseStoreOptions options{.url = *c.store_redis, .key_prefix = c.store_key_prefix};
+  options.timeout = c.store_timeout;
+  return std::make_unique<store::RedisUseStore>(options);
 }
 
 }  // namespace
@@ -107,14 +136,17 @@ struct ServerApp::Impl {
   ServerConfig config;
   SigningKey identity;
   BackendRegistry backends;
-  store::MemoryUseStore uses;
+  std::unique_ptr<store::MemoryUseStore> memory_uses;  // store = "memory" only
+  std::unique_ptr<store::AsyncUseStore> uses;
   Router router;
   Metrics metrics;
+  std::unique_ptr<RegistrySync> registry_sync;
   std::unique_ptr<DbWorker> db;
   std::unique_ptr<Outbox> outbox;
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<net::HttpServer> http;
-  // Expired use-store entries are dropped by a sweeper thread, off the request path.
+  // Off the request path, every second: expired memory-store entries are dropped (Redis drops
+  // its own), and the registry takes what other replicas stored.
   std::thread sweeper;
   std::mutex sweep_mutex;
   std::condition_variable sweep_wake;
@@ -124,20 +156,31 @@ struct ServerApp::Impl {
   explicit Impl(ServerConfig c)
       : config(std::move(c)),
         identity(load_or_create_identity(config.identity_key)),
-        uses({.max_entries = config.store_max_entries}),
+        uses(open_uses(config, memory_uses)),
         router(config.upstreams),
         metrics(all_models(config)) {
     auto store = open_db(config);
-    load_backends(config, *store, backends);
+    registry_sync =
+        std::make_unique<RegistrySync>(backends, load_backends(config, *store, backends));
     db = std::make_unique<DbWorker>(std::move(store));
-    outbox = std::make_unique<Outbox>(*db, backends, identity, config.id, config.outbox, metrics);
+    outbox = std::make_unique<Outbox>(*db, backends, identity, config.replica_id, config.outbox,
+                                      metrics);
   }
 
   void sweep_loop() {
     std::unique_lock lock(sweep_mutex);
     while (!sweep_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
-      uses.sweep(unix_ms() / 1000);
+      if (memory_uses) memory_uses->sweep(unix_ms() / 1000);
+      sync_registry();
     }
+  }
+
+  // Backends that other replicas registered, changed or removed (through their admin API).
+  void sync_registry() {
+    std::promise<Result<std::vector<store::RegisteredBackend>>> rows;
+    db->run([&rows](store::ServerStore& s) { rows.set_value(s.backends()); });
+    auto stored = rows.get_future().get();
+    if (stored) registry_sync->apply(*stored);
   }
 };
 
@@ -145,7 +188,7 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
   Impl& i = *impl_;
   GatewayContext ctx{.config = i.config,
                      .backends = i.backends,
-                     .uses = i.uses,
+                     .uses = *i.uses,
                      .router = i.router,
                      .outbox = *i.outbox,
                      .db = *i.db,

@@ -1,19 +1,28 @@
 // The LLM server's durable state (DESIGN §5, §8): the usage-callback outbox and the registry
-// of backends added through the admin API. SQLite is the embedded implementation; PostgreSQL
-// comes later behind the same interface, so every operation is self-contained.
+// of backends added through the admin API. SQLite is the embedded implementation, PostgreSQL the
+// one several replicas share; every operation is self-contained.
 //
 // Outbox life of one event, keyed by (iss, event_id, use); its webhook-id is "event_id.use":
 //
 //   open       written before the engine is called, carrying the body to send if the request
 //              never finishes (status "interrupted"): a crash cannot lose the event.
-//   pending    finalized with the real body, waiting for delivery (or recovered from open at
-//              start, by the replica that opened it).
+//   pending    finalized with the real body, waiting for delivery; or recovered from open with
+//              its interrupted body (by the replica that opened it, at its next start, or by
+//              another replica once the owner has stopped heartbeating: recover_stale).
 //   delivered  the backend answered 2xx. Kept for `retention`, then deleted.
 //   dead       not delivered within max_age (or no callback URL by then); visible to operators
 //              and replayable.
 //
 // Delivery is claimed with a lease: a claimed event is invisible to other claims until the
 // lease ends, so several dispatchers (threads or replicas) never send it twice at once.
+//
+// A replica presumed dead may only have been slow (a long stall, a network partition). When it
+// finalizes an event that was recovered meanwhile, its real body wins as long as nothing can
+// have been sent: the event is still pending and no dispatcher has claimed it since it was
+// recovered. The backend then gets the true usage, once. Once it was claimed (the interrupted
+// body may be on its way, or may have reached the backend, which keeps the first body it
+// records for a webhook-id), the late Finalize is not_found and changes nothing: a webhook-id
+// is never sent with two different bodies.
 //
 // Not thread-safe: the server gives the store to one thread (server/db_worker.hpp).
 #pragma once
@@ -64,7 +73,8 @@ struct Failed {
 using OutboxWrite = std::variant<outbox::Open, outbox::Finalize, outbox::Delivered, outbox::Failed>;
 
 // Per write, in order: nothing, or conflict (an Open whose key exists: the use was consumed
-// before, e.g. before a restart) or not_found (a Finalize without its Open).
+// before, e.g. before a restart) or not_found (a Finalize without its Open, or too late for a
+// recovered event: see above; a Delivered or Failed for an event that is not pending).
 using OutboxWriteResult = std::optional<Error>;
 
 struct OutboxEvent {
@@ -114,7 +124,19 @@ class ServerStore {
                                                      std::size_t limit, std::int64_t lease_ms) = 0;
   // At start: `owner`'s open events become pending with their interrupted body, and leases
   // that died with a previous run end. Returns how many open events were recovered.
+  // SQLite: one process owns the file, so every lease ends. PostgreSQL: other replicas may be
+  // delivering right now and leases record no owner, so leases end only when they run out.
   virtual Result<std::int64_t> recover(std::string_view owner, std::int64_t now_ms) = 0;
+
+  // Replicas sharing the database (PostgreSQL; SQLite implements the same for one process).
+  // `owner` is alive at `now_ms` (a heartbeat never moves back in time).
+  virtual Result<void> heartbeat(std::string_view owner, std::int64_t now_ms) = 0;
+  // Open events older than `stale_before_ms` whose owner's last heartbeat is older than
+  // `stale_before_ms` (or that never heartbeated) become pending with their interrupted body,
+  // due at `now_ms`; owners that are stale and have no open events left are forgotten. An open
+  // younger than stale_before_ms is never taken: its owner was alive to write it. Returns how
+  // many events were recovered. Their leases are not touched (see recover).
+  virtual Result<std::int64_t> recover_stale(std::int64_t stale_before_ms, std::int64_t now_ms) = 0;
   // Pending events queued before `cutoff_ms` become dead ("expired: <reason>"); delivered
   // events older than `retention_cutoff_ms` are deleted. Returns how many died.
   virtual Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,

@@ -36,6 +36,15 @@ CREATE TABLE backends (
     // The dispatcher asks for the earliest due event across backends whenever it goes idle;
     // without this index that is a scan of every pending event.
     {2, "CREATE INDEX outbox_next ON outbox (state, next_attempt_ms);"},
+    // Replicas' heartbeats (recover_stale), and which pending events were recovered from open
+    // (a late Finalize may still replace their interrupted body, server_store.hpp).
+    {3, R"sql(
+ALTER TABLE outbox ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE replicas (
+  owner        TEXT    PRIMARY KEY,
+  heartbeat_ms INTEGER NOT NULL
+);
+)sql"},
 };
 
 }  // namespace
@@ -86,8 +95,9 @@ OutboxWriteResult SqliteServerStore::apply_one(const OutboxWrite& write) {
   }
   if (const auto* fin = std::get_if<outbox::Finalize>(&write)) {
     Statement& s = db_.statement(
-        "UPDATE outbox SET state = 'pending', body = ?4, queued_ms = ?5, next_attempt_ms = ?5 "
-        "WHERE iss = ?1 AND event_id = ?2 AND use_number = ?3 AND state = 'open'");
+        "UPDATE outbox SET state = 'pending', body = ?4, queued_ms = ?5, next_attempt_ms = ?5, "
+        "recovered = 0 WHERE iss = ?1 AND event_id = ?2 AND use_number = ?3 AND (state = 'open' "
+        "OR (state = 'pending' AND recovered = 1 AND attempts = 0 AND lease_until_ms = 0))");
     auto ok = s.bind(1, fin->key.iss)
                   .bind(2, fin->key.event_id)
                   .bind(3, fin->key.use)
@@ -152,14 +162,43 @@ Result<std::int64_t> SqliteServerStore::recover(std::string_view owner, std::int
   auto tx = db_.begin();
   if (!tx) return Unexpected(tx.error());
   Statement& open = db_.statement(
-      "UPDATE outbox SET state = 'pending', queued_ms = ?2, next_attempt_ms = ?2 "
+      "UPDATE outbox SET state = 'pending', queued_ms = ?2, next_attempt_ms = ?2, recovered = 1 "
       "WHERE state = 'open' AND owner = ?1");
   if (auto ok = open.bind(1, owner).bind(2, now_ms).run(); !ok) return Unexpected(ok.error());
   const std::int64_t recovered = db_.changes();
   // One process owns a SQLite file: whatever leases exist were this process's before it died.
+  // A leased event may have been sent: no late Finalize may change its body any more.
   Statement& leases = db_.statement(
-      "UPDATE outbox SET lease_until_ms = 0 WHERE state = 'pending' AND lease_until_ms > 0");
+      "UPDATE outbox SET lease_until_ms = 0, recovered = 0 "
+      "WHERE state = 'pending' AND lease_until_ms > 0");
   if (auto ok = leases.run(); !ok) return Unexpected(ok.error());
+  if (auto ok = tx->commit(); !ok) return Unexpected(ok.error());
+  return recovered;
+}
+
+Result<void> SqliteServerStore::heartbeat(std::string_view owner, std::int64_t now_ms) {
+  Statement& s = db_.statement(
+      "INSERT INTO replicas (owner, heartbeat_ms) VALUES (?1, ?2) ON CONFLICT (owner) "
+      "DO UPDATE SET heartbeat_ms = MAX(heartbeat_ms, excluded.heartbeat_ms)");
+  return s.bind(1, owner).bind(2, now_ms).run();
+}
+
+Result<std::int64_t> SqliteServerStore::recover_stale(std::int64_t stale_before_ms,
+                                                      std::int64_t now_ms) {
+  auto tx = db_.begin();
+  if (!tx) return Unexpected(tx.error());
+  Statement& open = db_.statement(
+      "UPDATE outbox SET state = 'pending', queued_ms = ?2, next_attempt_ms = ?2, recovered = 1 "
+      "WHERE state = 'open' AND created_ms < ?1 AND NOT EXISTS (SELECT 1 FROM replicas r "
+      "WHERE r.owner = outbox.owner AND r.heartbeat_ms >= ?1)");
+  if (auto ok = open.bind(1, stale_before_ms).bind(2, now_ms).run(); !ok) {
+    return Unexpected(ok.error());
+  }
+  const std::int64_t recovered = db_.changes();
+  Statement& forget = db_.statement(
+      "DELETE FROM replicas WHERE heartbeat_ms < ?1 AND NOT EXISTS (SELECT 1 FROM outbox o "
+      "WHERE o.state = 'open' AND o.owner = replicas.owner)");
+  if (auto ok = forget.bind(1, stale_before_ms).run(); !ok) return Unexpected(ok.error());
   if (auto ok = tx->commit(); !ok) return Unexpected(ok.error());
   return recovered;
 }
@@ -238,7 +277,7 @@ Result<std::int64_t> SqliteServerStore::replay(std::string_view iss, std::string
                                                std::int64_t now_ms) {
   Statement& s = db_.statement(
       "UPDATE outbox SET state = 'pending', attempts = 0, queued_ms = ?1, next_attempt_ms = ?1, "
-      "lease_until_ms = 0, finished_ms = NULL WHERE state = 'dead' "
+      "lease_until_ms = 0, finished_ms = NULL, recovered = 0 WHERE state = 'dead' "
       "AND (?2 = '' OR iss = ?2) AND (?3 = '' OR event_id || '.' || use_number = ?3)");
   auto ok = s.bind(1, now_ms).bind(2, iss).bind(3, webhook_id).run();
   if (!ok) return Unexpected(ok.error());

@@ -24,6 +24,8 @@ class SqliteServerStore final : public ServerStore {
   Result<std::vector<OutboxEvent>> claim_due(std::string_view iss, std::int64_t now_ms,
                                              std::size_t limit, std::int64_t lease_ms) override;
   Result<std::int64_t> recover(std::string_view owner, std::int64_t now_ms) override;
+  Result<void> heartbeat(std::string_view owner, std::int64_t now_ms) override;
+  Result<std::int64_t> recover_stale(std::int64_t stale_before_ms, std::int64_t now_ms) override;
   Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,
                               std::int64_t now_ms) override;
   Result<std::optional<std::int64_t>> next_due_ms() override;

@@ -3,8 +3,9 @@
 //
 // The server calls it after a key verified and its scope matched the request: `consume` takes
 // one use and reserves tokens in one atomic step; `settle` replaces the reservation by what the
-// request really used. Implementations: memory (one node) and, later, Redis (each operation one
-// atomic script), so every operation is self-contained and takes and returns small values.
+// request really used. Implementations: memory (one node) and Redis (store/redis_use_store.hpp,
+// each operation one atomic script), so every operation is self-contained and takes and returns
+// small values. The server awaits either through store::AsyncUseStore (async_use_store.hpp).
 //
 // Keys are identified by (iss, jti), not by jti alone: two backends may pick the same jti, and
 // one backend must never be able to spend or revoke another backend's key.

@@ -114,10 +114,27 @@ TEST(BackendConfig, NeedsAnIdAndAtLeastOnePlan) {
             "plan[0].models: must name at least one model");
 }
 
-TEST(BackendConfig, SaysPostgresqlIsNotSupportedYet) {
-  EXPECT_EQ(error_of(minimal("db = \"postgresql://db/acme\"")),
-            "db: PostgreSQL is not supported yet by this build; use sqlite:PATH");
-  EXPECT_EQ(error_of(minimal("db = \"backend.db\"")), "db: expected sqlite:PATH");
+TEST(BackendConfig, TakesAPostgresqlUrlAsItIs) {
+  for (const char* url :
+       {"postgresql://acme:s3cret@db.internal:5432/acme?sslmode=require", "postgres://db/acme"}) {
+    const BackendConfig c = parse(minimal("db = \"" + std::string(url) + "\""));
+    EXPECT_EQ(c.db, url);
+    EXPECT_TRUE(c.db_path.empty()) << "no file";
+  }
+}
+
+TEST(BackendConfig, RefusesMalformedDatabaseUrlsWithoutShowingThePassword) {
+  EXPECT_EQ(error_of(minimal("db = \"backend.db\"")),
+            "db: expected sqlite:PATH or postgresql://...");
+  EXPECT_EQ(error_of(minimal("db = \"postgresql:acme\"")),
+            "db: expected postgresql://... or postgres://...");
+  EXPECT_EQ(error_of(minimal("db = \"postgresql://acme:s3cret@db:port/acme\"")),
+            "db: port: expected a number in 1-65535");
+  EXPECT_EQ(error_of(minimal("db = \"postgresql://db/acme?colour=blue\"")),
+            "db: invalid URI query parameter: \"colour\"");
+  const std::string why = error_of(minimal("db = \"postgresql://acme:s3cret@[::1/acme\""));
+  EXPECT_NE(why, "");
+  EXPECT_EQ(why.find("s3cret"), std::string::npos) << why;
 }
 
 TEST(BackendConfig, PricesAreExactDecimalsOrIntegersNeverFloats) {

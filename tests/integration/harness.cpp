@@ -107,13 +107,15 @@ json::object Engine::stats() const {
 
 Server::Server(const std::filesystem::path& dir, const std::string& engine_url, const Backend& acme,
                ServerOptions o)
-    : dir_(dir) {
+    : dir_(dir), identity_key_(o.identity_key), admin_token_file_(o.admin_token_file) {
   std::ofstream toml(dir / "server.toml");
   toml << "id = \"llm-1\"\n"
        << "listen = \"127.0.0.1:0\"\n"
-       << "identity_key = \"server.jwk\"\n"
-       << "admin_token_file = \"admin.token\"\n"
-       << "max_body_bytes = " << o.max_body_bytes << "\n"
+       << "identity_key = \"" << o.identity_key << "\"\n"
+       << "admin_token_file = \"" << o.admin_token_file << "\"\n"
+       << "store = \"" << o.store << "\"\n"
+       << "db = \"" << o.db << "\"\n"
+       << o.extra_toml << "max_body_bytes = " << o.max_body_bytes << "\n"
        << "header_timeout = " << o.header_timeout_s << "\n"
        << "access_log = true\n"
        << "threads = 2\n\n"
@@ -122,8 +124,8 @@ Server::Server(const std::filesystem::path& dir, const std::string& engine_url, 
        << "models = [\"demo\", \"other\"]\n\n"
        << "[[upstream]]\nname = \"strict\"\nurl = \"" << engine_url << "\"\n"
        << "models = [\"strict\"]\nfirst_byte_timeout = " << o.strict_first_byte_timeout_s << "\n\n"
-       << "[[backend]]\nid = \"" << acme.id() << "\"\njwks = \""
-       << acme.jwks_file().filename().string() << "\"\n";
+       << "[[backend]]\nid = \"" << acme.id() << "\"\njwks = \"" << acme.jwks_file().string()
+       << "\"\n";
   if (!o.callback_url.empty()) toml << "callback_url = \"" << o.callback_url << "\"\n";
   toml.close();
   process_ = std::make_unique<Process>(
@@ -135,13 +137,13 @@ Server::Server(const std::filesystem::path& dir, const std::string& engine_url, 
 }
 
 PublicKey Server::identity() const {
-  auto key = store::read_private_key_file(dir_ / "server.jwk");
+  auto key = store::read_private_key_file(dir_ / identity_key_);
   if (!key) throw std::runtime_error("cannot read server.jwk");
   return key->public_key();
 }
 
 std::string Server::admin_token() const {
-  std::string token = testing::read_file(dir_ / "admin.token");
+  std::string token = testing::read_file(dir_ / admin_token_file_);
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   return token;
 }

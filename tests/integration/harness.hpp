@@ -99,6 +99,14 @@ struct ServerOptions {
   int grace_s = 3;  // dynaseal server --grace
   // acme's callback URL; the fixture points it at its CallbackReceiver when left empty.
   std::string callback_url;
+  // Where state lives (DESIGN §8): "memory" or a redis:// URL; "sqlite:PATH" or a
+  // postgresql:// URL. Paths are relative to the server's directory.
+  std::string store = "memory";
+  std::string db = "sqlite:server.db";
+  // Replicas of one server share the identity key and the admin token: point both at one file.
+  std::string identity_key = "server.jwk";
+  std::string admin_token_file = "admin.token";
+  std::string extra_toml;  // more top-level keys, e.g. "replica_id = \"r1\"\n"
   // Delivery tuned for tests: quick retries, short sleeps.
   std::string outbox_toml = "[outbox]\nretry_base_ms = 100\nretry_max_delay = 1\npoll_ms = 50\n";
 };
@@ -118,6 +126,8 @@ class Server {
 
  private:
   std::filesystem::path dir_;
+  std::string identity_key_;
+  std::string admin_token_file_;
   std::unique_ptr<Process> process_;
   std::uint16_t port_ = 0;
 };

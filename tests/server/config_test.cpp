@@ -40,6 +40,68 @@ TEST_F(ServerConfigTest, AppliesDefaultsToAnEmptyFile) {
   EXPECT_TRUE(c.upstreams.empty());
 }
 
+TEST_F(ServerConfigTest, TakesAPostgresqlUrlForTheOutboxAndRegistry) {
+  const ServerConfig c = parse("db = \"postgresql://llm:s3cret@db.internal:5432/llm\"");
+  EXPECT_EQ(c.db, "postgresql://llm:s3cret@db.internal:5432/llm");
+  EXPECT_TRUE(c.db_path.empty()) << "no file";
+  EXPECT_EQ(parse("db = \"postgres://db/llm?sslmode=verify-full\"").db,
+            "postgres://db/llm?sslmode=verify-full");
+  EXPECT_EQ(parse("db = \"sqlite:s.db\"").db_path, dir_ / "s.db");
+}
+
+TEST_F(ServerConfigTest, RefusesMalformedDatabaseUrlsWithoutShowingThePassword) {
+  EXPECT_EQ(error_of("db = \"server.db\""), "db: expected sqlite:PATH or postgresql://...");
+  EXPECT_EQ(error_of("db = \"postgres:llm\""), "db: expected postgresql://... or postgres://...");
+  EXPECT_EQ(error_of("db = \"postgresql://llm:s3cret@db:99999/llm\""),
+            "db: port: expected a number in 1-65535");
+  EXPECT_EQ(error_of("db = \"postgresql://db/llm?connect_timeout=later\""),
+            "db: connect_timeout: expected whole seconds");
+  const std::string why = error_of("db = \"postgresql://llm:s3cret@[::1/llm\"");
+  EXPECT_NE(why, "no error");
+  EXPECT_EQ(why.find("s3cret"), std::string::npos) << why;
+}
+
+TEST_F(ServerConfigTest, TakesARedisUrlForTheUseStore) {
+  const ServerConfig memory = parse("");
+  EXPECT_FALSE(memory.store_redis);
+  EXPECT_EQ(memory.store_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(memory.store_key_prefix, "dks");
+  const ServerConfig c = parse(R"(
+store = "redis://:s3cret@10.0.0.7:6380/2"
+store_timeout_ms = 100
+store_key_prefix = "prod.eu-1"
+)");
+  ASSERT_TRUE(c.store_redis);
+  EXPECT_EQ(c.store_redis->host, "10.0.0.7");
+  EXPECT_EQ(c.store_redis->port, 6380);
+  EXPECT_EQ(c.store_redis->db, 2);
+  EXPECT_EQ(c.store_redis->password, "s3cret");
+  EXPECT_EQ(c.store_timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(c.store_key_prefix, "prod.eu-1");
+  EXPECT_EQ(parse("store = \"redis://cache\"").store_redis->port, 6379);
+}
+
+TEST_F(ServerConfigTest, RefusesBadUseStoresWithoutShowingThePassword) {
+  EXPECT_EQ(error_of("store = \"rediss://cache:6380\""),
+            "store: expected \"memory\" or a Redis URL: TLS (rediss://) is not supported "
+            "(expected redis://[:password@]host[:port][/db])");
+  EXPECT_EQ(error_of("store = \"unix:///run/redis.sock\""),
+            "store: expected \"memory\" or a Redis URL: unix sockets are not supported "
+            "(expected redis://[:password@]host[:port][/db])");
+  EXPECT_EQ(error_of("store = \"redis://cache/16x\""),
+            "store: expected \"memory\" or a Redis URL: db must be a number from 0 to "
+            "2147483647 (expected redis://[:password@]host[:port][/db])");
+  const std::string why = error_of("store = \"redis://:s3cret@cache:0\"");
+  EXPECT_NE(why.find("port must be a number from 1 to 65535"), std::string::npos) << why;
+  EXPECT_EQ(why.find("s3cret"), std::string::npos) << why;
+  EXPECT_EQ(error_of("store_timeout_ms = 0"), "store_timeout_ms: must be between 10 and 60000");
+  EXPECT_EQ(error_of("store_timeout_ms = \"250\""), "store_timeout_ms: expected an integer");
+  EXPECT_EQ(error_of("store_key_prefix = \"a:b\""),
+            "store_key_prefix: expected 1-64 characters of [A-Za-z0-9_.-]");
+  EXPECT_EQ(error_of("store_key_prefix = \"\""),
+            "store_key_prefix: expected 1-64 characters of [A-Za-z0-9_.-]");
+}
+
 TEST_F(ServerConfigTest, ReadsTheDesignExample) {
   ::setenv("DYNASEAL_TEST_ENGINE_KEY", "sk-test", 1);
   const ServerConfig c = parse(R"(
@@ -83,7 +145,9 @@ TEST_F(ServerConfigTest, NamesTheKeyOfEveryMistake) {
   EXPECT_EQ(error_of("leeway = 99999"), "leeway: must be between 0 and 3600");
   EXPECT_EQ(error_of("listen = \"nohost\""), "listen: expected host:port");
   EXPECT_EQ(error_of("listen = \"127.0.0.1:99999\""), "listen: invalid port in 127.0.0.1:99999");
-  EXPECT_EQ(error_of("store = \"redis://x\""), "store: only \"memory\" is supported by this build");
+  EXPECT_EQ(error_of("store = \"redis\""),
+            "store: expected \"memory\" or a Redis URL: not a redis:// URL "
+            "(expected redis://[:password@]host[:port][/db])");
   EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\nmodels = [\"m\"]"),
             "upstream[0].url: expected http://host[:port][/path] or https://...");
   EXPECT_EQ(error_of("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nmodels = []"),
@@ -97,6 +161,22 @@ TEST_F(ServerConfigTest, NamesTheKeyOfEveryMistake) {
   EXPECT_EQ(error_of("[[backend]]\nid = \"acme\"\njwks = \"missing.json\""),
             "backend[0].jwks: io_error: cannot use " + (dir_ / "missing.json").string());
   EXPECT_NE(error_of("id = "), "no error");  // TOML syntax
+}
+
+TEST_F(ServerConfigTest, NamesEachReplicaAndItsHeartbeat) {
+  ServerConfig c = parse("id = \"llm-9\"\nlisten = \"127.0.0.1:8123\"");
+  EXPECT_EQ(c.replica_id, "llm-9");  // SQLite: one node
+  c = parse("listen = \"127.0.0.1:8123\"\ndb = \"postgresql://u@db.example/d\"");
+  EXPECT_TRUE(c.replica_id.ends_with(":8123")) << c.replica_id;  // hostname:port
+  EXPECT_EQ(c.outbox.heartbeat, std::chrono::milliseconds(1000));
+  EXPECT_EQ(c.outbox.replica_timeout, std::chrono::seconds(30));
+  c = parse("replica_id = \"r1\"\n[outbox]\nheartbeat_ms = 200\nreplica_timeout = 2");
+  EXPECT_EQ(c.replica_id, "r1");
+  EXPECT_EQ(c.outbox.heartbeat, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.outbox.replica_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(error_of("replica_id = \"\""), "replica_id: must be 1-128 bytes");
+  EXPECT_EQ(error_of("[outbox]\nheartbeat_ms = 1000\nreplica_timeout = 1"),
+            "outbox.replica_timeout: must be at least 2 heartbeats");
 }
 
 TEST_F(ServerConfigTest, ParsesListenAddresses) {

@@ -83,6 +83,12 @@ class CountingStore final : public store::ServerStore {
   Result<std::int64_t> recover(std::string_view owner, std::int64_t now) override {
     return inner_->recover(owner, now);
   }
+  Result<void> heartbeat(std::string_view owner, std::int64_t now) override {
+    return inner_->heartbeat(owner, now);
+  }
+  Result<std::int64_t> recover_stale(std::int64_t stale_before, std::int64_t now) override {
+    return inner_->recover_stale(stale_before, now);
+  }
   Result<std::int64_t> expire(std::int64_t a, std::int64_t b, std::int64_t c) override {
     return inner_->expire(a, b, c);
   }

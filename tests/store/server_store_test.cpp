@@ -1,4 +1,5 @@
-// The ServerStore contract, run against every implementation (SQLite now; PostgreSQL later).
+// The ServerStore contract, run against every implementation (SQLite and PostgreSQL). What
+// only PostgreSQL has to prove (replicas at once, restarts) is in postgres_server_store_test.cpp.
 #include "store/server_store.hpp"
 
 #include <functional>
@@ -6,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include "store/postgres_server_store.hpp"
 #include "store/sqlite_server_store.hpp"
+#include "support/postgres_schema.hpp"
 #include "test_support.hpp"
 
 namespace dynaseal::store {
@@ -14,27 +17,45 @@ namespace {
 
 using namespace outbox;
 
+// Where a test's database lives (a file in its directory, or a schema of its own), and how to
+// open a store on it.
 struct Implementation {
   const char* name;
-  std::function<std::unique_ptr<ServerStore>(const std::filesystem::path& dir)> make;
+  std::function<std::string(const std::filesystem::path& dir)> locate;
+  std::function<std::unique_ptr<ServerStore>(const std::string& location, std::string* message)>
+      open;
+  bool single_process;  // recover() may end every lease: no other process delivers
 };
 
+// Test names say which implementation, not the bytes of this struct.
+void PrintTo(const Implementation& implementation, std::ostream* out) {
+  *out << implementation.name;
+}
+
 const Implementation kImplementations[] = {
-    {"sqlite",
-     [](const std::filesystem::path& dir) -> std::unique_ptr<ServerStore> {
-       std::string message;
-       auto s = SqliteServerStore::open(dir / "server.db", &message);
-       EXPECT_TRUE(s) << message;
-       return s;
-     }},
+    {"sqlite", [](const std::filesystem::path& dir) { return (dir / "server.db").string(); },
+     [](const std::string& location, std::string* message) -> std::unique_ptr<ServerStore> {
+       return SqliteServerStore::open(location, message);
+     },
+     true},
+    {"postgresql", [](const std::filesystem::path&) { return testing::fresh_postgres_url(); },
+     [](const std::string& location, std::string* message) -> std::unique_ptr<ServerStore> {
+       return PostgresServerStore::open(location, message);
+     },
+     false},
 };
 
 class ServerStoreTest : public ::testing::TestWithParam<Implementation> {
  protected:
-  void SetUp() override { store = GetParam().make(dir.path()); }
+  void SetUp() override {
+    location = GetParam().locate(dir.path());
+    reopen();
+  }
   void reopen() {
     store.reset();
-    store = GetParam().make(dir.path());
+    std::string message;
+    store = GetParam().open(location, &message);
+    ASSERT_TRUE(store) << message;
   }
 
   OutboxKey key(std::string jti, std::int64_t use = 1, std::string iss = "acme") {
@@ -60,7 +81,14 @@ class ServerStoreTest : public ::testing::TestWithParam<Implementation> {
     return r ? *r : std::vector<OutboxEvent>{};
   }
 
+  OutboxEvent only_event(std::int64_t now) {
+    auto events = claim(now);
+    EXPECT_EQ(events.size(), 1u);
+    return events.empty() ? OutboxEvent{} : events[0];
+  }
+
   testing::TempDir dir;
+  std::string location;
   std::unique_ptr<ServerStore> store;
 };
 
@@ -158,7 +186,12 @@ TEST_P(ServerStoreTest, RecoversOpenRecordsAsInterruptedEventsAfterARestart) {
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1);
   auto events = claim(5);
-  ASSERT_EQ(events.size(), 2u) << "the recovered event and the one whose lease died";
+  if (GetParam().single_process) {
+    ASSERT_EQ(events.size(), 2u) << "the recovered event and the one whose lease died";
+  } else {
+    ASSERT_EQ(events.size(), 1u) << "another replica may hold the lease: it runs out instead";
+    EXPECT_EQ(claim(2 + 60'000).size(), 1u) << "the lease ran out";
+  }
   for (const OutboxEvent& e : events) {
     if (e.webhook_id == "cut-off-aaaaaaaaaaaaa.1") {
       EXPECT_EQ(e.body, "interrupted-body");
@@ -203,6 +236,109 @@ TEST_P(ServerStoreTest, StoresRegisteredBackendsAcrossRestarts) {
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].id, "acme");
   EXPECT_EQ((*all)[0].callback_url, "http://a/cb2");
+}
+
+TEST_P(ServerStoreTest, AppliesABigBatchWithAResultPerWrite) {
+  // More writes than one pipelined round trip carries, a duplicate and a stray among them.
+  std::vector<OutboxWrite> writes;
+  for (int i = 0; i < 300; ++i) {
+    const std::string jti = "batch-" + std::to_string(i) + "-aaaaaaaaaaaaa";
+    writes.push_back(Open{key(jti), "llm-1", "interrupted", 1});
+    writes.push_back(Finalize{key(jti), "final-" + std::to_string(i), 2});
+  }
+  writes.insert(writes.begin() + 101, Open{key("batch-7-aaaaaaaaaaaaa"), "llm-1", "again", 1});
+  writes.push_back(Finalize{key("batch-none-aaaaaaaaaa"), "x", 2});
+  auto r = apply(writes);
+  ASSERT_EQ(r.size(), writes.size());
+  for (std::size_t i = 0; i + 1 < r.size(); ++i) {
+    EXPECT_EQ(r[i], i == 101 ? std::optional(Error::conflict) : std::nullopt) << i;
+  }
+  EXPECT_EQ(r.back(), Error::not_found);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->pending, 300);
+  EXPECT_EQ(stats->open, 0);
+}
+
+TEST_P(ServerStoreTest, ASilentReplicasOpenRecordsAreRecoveredByTheOthers) {
+  ASSERT_TRUE(store->heartbeat("dead", 1'000));
+  ASSERT_TRUE(store->heartbeat("alive", 1'000));
+  apply({Open{key("dead-one-aaaaaaaaaaaa"), "dead", "dead-interrupted", 1'000},
+         Open{key("alive-one-aaaaaaaaaaa"), "alive", "alive-interrupted", 1'000}});
+  ASSERT_TRUE(store->heartbeat("alive", 9'000));  // a long request, still running
+  auto n = store->recover_stale(5'000, 10'000);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  const OutboxEvent e = only_event(10'000);
+  EXPECT_EQ(e.webhook_id, "dead-one-aaaaaaaaaaaa.1");
+  EXPECT_EQ(e.body, "dead-interrupted");
+  EXPECT_EQ(e.queued_ms, 10'000);
+  EXPECT_EQ(store->stats()->open, 1) << "the live replica's request is not touched";
+  EXPECT_EQ(*store->recover_stale(5'000, 10'001), 0) << "nothing left to recover";
+}
+
+TEST_P(ServerStoreTest, AReplicaThatNeverHeartbeatedLosesOnlyItsOldOpenRecords) {
+  apply({Open{key("old-open-aaaaaaaaaaaa"), "quiet", "old", 1'000},
+         Open{key("new-open-aaaaaaaaaaaa"), "quiet", "new", 6'000}});
+  EXPECT_EQ(*store->recover_stale(5'000, 10'000), 1)
+      << "an open younger than the cut-off proves its owner was alive then";
+  EXPECT_EQ(only_event(10'000).body, "old");
+  EXPECT_EQ(*store->recover_stale(7'000, 12'000), 1);
+}
+
+TEST_P(ServerStoreTest, AHeartbeatNeverMovesBackInTime) {
+  ASSERT_TRUE(store->heartbeat("r1", 9'000));
+  ASSERT_TRUE(store->heartbeat("r1", 2'000));  // a late, reordered heartbeat
+  apply({Open{key("kept-aaaaaaaaaaaaaaaa"), "r1", "b", 1'000}});
+  EXPECT_EQ(*store->recover_stale(5'000, 10'000), 0);
+  EXPECT_EQ(*store->recover_stale(9'001, 10'000), 1);
+}
+
+TEST_P(ServerStoreTest, AForgottenReplicaThatComesBackIsJudgedByItsNewHeartbeats) {
+  ASSERT_TRUE(store->heartbeat("r1", 1'000));
+  EXPECT_EQ(*store->recover_stale(5'000, 10'000), 0);  // stale, nothing open: forgotten
+  ASSERT_TRUE(store->heartbeat("r1", 20'000));
+  apply({Open{key("back-aaaaaaaaaaaaaaaa"), "r1", "b", 11'000}});
+  EXPECT_EQ(*store->recover_stale(15'000, 21'000), 0) << "alive again";
+}
+
+TEST_P(ServerStoreTest, ALateFinalizeWinsWhileTheRecoveredEventWasNotClaimed) {
+  apply({Open{key("slow-aaaaaaaaaaaaaaaa"), "slow", "interrupted", 1'000}});
+  ASSERT_EQ(*store->recover_stale(5'000, 10'000), 1);
+  // The replica was only slow: its real body replaces the interrupted one, nothing was sent.
+  EXPECT_FALSE(apply({Finalize{key("slow-aaaaaaaaaaaaaaaa"), "real", 11'000}})[0]);
+  EXPECT_EQ(apply({Finalize{key("slow-aaaaaaaaaaaaaaaa"), "again", 12'000}})[0], Error::not_found)
+      << "only once";
+  const OutboxEvent e = only_event(12'000);
+  EXPECT_EQ(e.body, "real");
+  EXPECT_EQ(e.queued_ms, 11'000);
+}
+
+TEST_P(ServerStoreTest, ALateFinalizeChangesNothingOnceTheRecoveredEventWasClaimed) {
+  apply({Open{key("slow-aaaaaaaaaaaaaaaa"), "slow", "interrupted", 1'000}});
+  ASSERT_EQ(*store->recover_stale(5'000, 10'000), 1);
+  const OutboxEvent sent = only_event(10'000);  // on its way with the interrupted body
+  EXPECT_EQ(apply({Finalize{key("slow-aaaaaaaaaaaaaaaa"), "real", 11'000}})[0], Error::not_found);
+  EXPECT_FALSE(apply({Failed{sent.id, 12'000, 12'000, false, "http 500"}})[0]);
+  EXPECT_EQ(apply({Finalize{key("slow-aaaaaaaaaaaaaaaa"), "real", 13'000}})[0], Error::not_found)
+      << "it was attempted: the backend may have recorded the interrupted body";
+  EXPECT_EQ(only_event(13'000).body, "interrupted");
+}
+
+TEST_P(ServerStoreTest, ALateFinalizeAfterARestartRecoveryWinsToo) {
+  apply({Open{key("cut-aaaaaaaaaaaaaaaaa"), "llm-1", "interrupted", 1}});
+  ASSERT_EQ(*store->recover("llm-1", 5), 1);
+  EXPECT_FALSE(apply({Finalize{key("cut-aaaaaaaaaaaaaaaaa"), "real", 6}})[0]);
+  EXPECT_EQ(only_event(6).body, "real");
+}
+
+TEST_P(ServerStoreTest, AReplayedEventTakesNoLateFinalize) {
+  apply({Open{key("dead-aaaaaaaaaaaaaaaa"), "slow", "interrupted", 1'000}});
+  ASSERT_EQ(*store->recover_stale(5'000, 10'000), 1);
+  EXPECT_FALSE(apply({Failed{only_event(10'000).id, 11'000, 0, true, "http 410"}})[0]);
+  ASSERT_EQ(*store->replay("", "", 12'000), 1);
+  EXPECT_EQ(apply({Finalize{key("dead-aaaaaaaaaaaaaaaa"), "real", 13'000}})[0], Error::not_found);
+  EXPECT_EQ(only_event(13'000).body, "interrupted");
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ServerStoreTest, ::testing::ValuesIn(kImplementations),

@@ -45,7 +45,9 @@ void signal_pid_file(const fs::path& pid_file, int sig) {
 
 }  // namespace
 
-std::string shared_redis_url() { return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "redis/url"); }
+std::string shared_redis_url() {
+  return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "redis/url");
+}
 
 std::string shared_postgres_url() {
   return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "postgres/url");

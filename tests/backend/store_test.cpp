@@ -1,17 +1,23 @@
-// The BackendStore contract, run against every implementation (today: SQLite), plus the SQLite
-// schema's migrations.
+// The BackendStore contract, run against every implementation (SQLite and PostgreSQL), plus
+// each schema's migrations and what only PostgreSQL has to prove (several processes at once).
 
-#include "backend/sqlite_store.hpp"
+#include "backend/store.hpp"
 
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "backend/money.hpp"
+#include "backend/postgres_store.hpp"
+#include "backend/sqlite_store.hpp"
 #include "backend_fixture.hpp"
+#include "store/postgres.hpp"
+#include "support/postgres_schema.hpp"
 
 namespace dynaseal::backend {
 namespace {
@@ -19,26 +25,40 @@ namespace {
 using test::EventSpec;
 using test::kNow;
 
-// Opens one more connection (store) on the same database; every implementation provides one.
-using StoreFactory = std::function<std::unique_ptr<BackendStore>(const std::filesystem::path&)>;
-
-std::unique_ptr<BackendStore> open_sqlite(const std::filesystem::path& dir) {
-  std::string why;
-  auto store = open_sqlite_store(dir / "backend.db", &why);
-  if (!store) throw std::runtime_error("cannot open the store: " + why);
-  return std::move(*store);
-}
-
+// Where a test's database lives (a file in its directory, or a schema of its own), and how to
+// open one more connection (store) on it; every implementation provides both.
 struct Implementation {
   const char* name;
-  StoreFactory open;
+  std::function<std::string(const std::filesystem::path& dir)> locate;
+  std::function<Result<std::unique_ptr<BackendStore>>(const std::string& location,
+                                                      std::string* why)>
+      open;
 };
+
+// Test names say which implementation, not the bytes of this struct.
+void PrintTo(const Implementation& implementation, std::ostream* out) {
+  *out << implementation.name;
+}
+
+const Implementation kSqlite{
+    "sqlite", [](const std::filesystem::path& dir) { return (dir / "backend.db").string(); },
+    [](const std::string& location, std::string* why) { return open_sqlite_store(location, why); }};
+const Implementation kPostgres{
+    "postgresql", [](const std::filesystem::path&) { return testing::fresh_postgres_url(); },
+    [](const std::string& location, std::string* why) {
+      return open_postgres_store(location, why);
+    }};
 
 class Store : public ::testing::TestWithParam<Implementation> {
  protected:
-  Store() : store(GetParam().open(dir.path())) {}
+  Store() : location(GetParam().locate(dir.path())), store(another()) {}
 
-  std::unique_ptr<BackendStore> another() const { return GetParam().open(dir.path()); }
+  std::unique_ptr<BackendStore> another() const {
+    std::string why;
+    auto opened = GetParam().open(location, &why);
+    if (!opened) throw std::runtime_error("cannot open the store: " + why);
+    return std::move(*opened);
+  }
 
   User add(const std::string& name, const std::string& plan = "free", std::int64_t credit = 0) {
     auto user = store->add_user({.name = name,
@@ -87,6 +107,7 @@ class Store : public ::testing::TestWithParam<Implementation> {
   }
 
   testing::TempDir dir;
+  std::string location;
   std::unique_ptr<BackendStore> store;
 };
 
@@ -350,8 +371,53 @@ TEST_P(Store, TheActivatedSigningKeyRetiresThePreviousOne) {
   EXPECT_EQ((*store->signing_keys())[0].state, KeyState::retired);
 }
 
-INSTANTIATE_TEST_SUITE_P(Implementations, Store,
-                         ::testing::Values(Implementation{"sqlite", open_sqlite}),
+TEST_P(Store, ConcurrentDeliveriesOfDifferentEventsChargeEveryOne) {
+  const User bob = add("bob", "pro", 1'000'000);
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      auto mine = another();
+      for (int i = 0; i < 25; ++i) {
+        EventSpec e;
+        e.use = t * 100 + i + 1;
+        auto event = parse_usage_event(e.body());
+        auto r = mine->record_usage(*event, e.body(), kNow,
+                                    [](const User&) { return std::int64_t{1000}; });
+        if (!r || r->duplicate) ++failed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(store->events({})->size(), 50u);
+  EXPECT_EQ((*store->find_user("bob"))->credit_micros, 1'000'000 - 50 * 1000)
+      << "no charge is lost to a concurrent one";
+  EXPECT_EQ(state(bob).tokens_today, 50 * 30);
+}
+
+TEST_P(Store, ABatchAnswersPerEventAndSeesItsOwnEarlierEvents) {
+  add("bob", "pro", 1000);
+  EventSpec a, b;
+  b.use = 2;
+  std::vector<NewEvent> batch;
+  for (const EventSpec* e : {&a, &a, &b}) {
+    batch.push_back({.event = *parse_usage_event(e->body()),
+                     .raw_body = e->body(),
+                     .received_at = kNow,
+                     .cost = [](const User&) { return std::int64_t{10}; }});
+  }
+  auto results = store->record_events(batch);
+  ASSERT_TRUE(results);
+  ASSERT_EQ(results->size(), 3u);
+  ASSERT_TRUE((*results)[0] && (*results)[1] && (*results)[2]);
+  EXPECT_FALSE((*results)[0]->duplicate);
+  EXPECT_TRUE((*results)[1]->duplicate);
+  EXPECT_FALSE((*results)[2]->duplicate);
+  EXPECT_EQ((*store->find_user("bob"))->credit_micros, 1000 - 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Implementations, Store, ::testing::Values(kSqlite, kPostgres),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // ---- SQLite schema ---------------------------------------------------------------------------
@@ -412,6 +478,126 @@ TEST(SqliteSchema, AFailedOpenSaysWhy) {
   auto s = open_sqlite_store("/nonexistent-dir/b.db", &why);
   ASSERT_FALSE(s);
   EXPECT_FALSE(why.empty());
+}
+
+// ---- PostgreSQL: several processes, one database --------------------------------------------
+
+std::unique_ptr<BackendStore> open_postgres(const std::string& url) {
+  std::string why;
+  auto store = open_postgres_store(url, &why);
+  if (!store) throw std::runtime_error("cannot open the store: " + why);
+  return std::move(*store);
+}
+
+std::int64_t postgres_version(const std::string& url) {
+  std::string why;
+  auto db = store::Postgres::connect(url, {}, &why);
+  if (!db) throw std::runtime_error(why);
+  auto rows = db->query("SELECT version FROM dynaseal_schema WHERE component = 'backend'");
+  if (!rows || rows->size() != 1) return -1;
+  return rows->int64(0, 0);
+}
+
+// Connection A mints while connection B tries to: B's read of the user's reservations waits
+// for A's transaction, and then sees A's key. Without the row lock B would read the quota as
+// untouched and both would spend it.
+TEST(PostgresStore, AMintWaitsForAConcurrentMintOfTheSameUserAndSeesItsKey) {
+  const std::string url = testing::fresh_postgres_url();
+  auto a = open_postgres(url);
+  auto b = open_postgres(url);
+  auto bob = a->add_user({.name = "bob", .plan = "free", .token_sha256 = "h", .now = kNow});
+  ASSERT_TRUE(bob);
+  const auto mint = [&](const std::string& jti, const MintState& s) -> Result<KeyRecord> {
+    const std::int64_t left = 1000 - s.reserved_tokens;
+    if (left < 1) return Unexpected(Error::quota_exhausted);
+    return KeyRecord{.jti = jti,
+                     .user_id = bob->id,
+                     .model = "demo",
+                     .kid = "k",
+                     .budget = left,
+                     .issued_at = kNow,
+                     .expires_at = kNow + 60};
+  };
+  std::promise<void> a_inside;
+  std::atomic<bool> a_done{false};
+  std::optional<MintState> seen_by_b;
+  std::thread second([&] {
+    a_inside.get_future().wait();
+    auto k = b->reserve_key(bob->id, "2027-01-15", kNow, 300, [&](const MintState& s) {
+      EXPECT_TRUE(a_done.load()) << "B read the reservations while A's mint was open";
+      seen_by_b = s;
+      return mint("B-aaaaaaaaaaaaaaaaaaaaa", s);
+    });
+    EXPECT_EQ(k.error(), Error::quota_exhausted);
+  });
+  auto k = a->reserve_key(bob->id, "2027-01-15", kNow, 300, [&](const MintState& s) {
+    a_inside.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // B is waiting meanwhile
+    a_done = true;
+    return mint("A-aaaaaaaaaaaaaaaaaaaaa", s);
+  });
+  second.join();
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->budget, 1000);
+  ASSERT_TRUE(seen_by_b);
+  EXPECT_EQ(seen_by_b->reserved_tokens, 1000) << "B saw A's key";
+}
+
+TEST(PostgresSchema, AFreshSchemaIsAtTheLatestVersionAndReopensWithItsData) {
+  const std::string url = testing::fresh_postgres_url();
+  ASSERT_TRUE(open_postgres(url)->add_user({.name = "bob", .plan = "free", .token_sha256 = "h"}));
+  EXPECT_EQ(postgres_version(url), backend_postgres_migrations().back().version);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(*open_postgres(url)->find_user("bob"));
+  EXPECT_EQ(postgres_version(url), backend_postgres_migrations().back().version);
+}
+
+TEST(PostgresSchema, ProcessesStartingAtOnceMigrateOnce) {
+  const std::string url = testing::fresh_postgres_url();
+  std::atomic<int> opened{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      std::string why;
+      if (open_postgres_store(url, &why)) {
+        ++opened;
+      } else {
+        ADD_FAILURE() << why;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  EXPECT_EQ(postgres_version(url), backend_postgres_migrations().back().version);
+}
+
+TEST(PostgresSchema, ASchemaFromANewerBuildIsRefused) {
+  const std::string url = testing::fresh_postgres_url();
+  open_postgres(url);
+  testing::postgres_exec(url,
+                         "UPDATE dynaseal_schema SET version = 99 WHERE component = 'backend'");
+  std::string why;
+  auto s = open_postgres_store(url, &why);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error(), Error::store_unavailable);
+  EXPECT_NE(why.find("newer"), std::string::npos) << why;
+  EXPECT_EQ(postgres_version(url), 99);  // untouched
+}
+
+TEST(PostgresSchema, MigrationsAreNumberedFromOneWithoutGaps) {
+  int expected = 1;
+  for (const store::PgMigration& m : backend_postgres_migrations()) {
+    EXPECT_EQ(m.version, expected++);
+  }
+}
+
+TEST(PostgresSchema, AFailedOpenSaysWhyButNeverThePassword) {
+  std::string why;
+  auto s =
+      open_postgres_store("postgresql://acme:hunter2@127.0.0.1:1/acme?connect_timeout=2", &why);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error(), Error::store_unavailable);
+  EXPECT_NE(why.find("127.0.0.1"), std::string::npos) << why;
+  EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
 }
 
 }  // namespace

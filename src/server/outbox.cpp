@@ -331,13 +331,15 @@ void Outbox::finish(const UsageRecord& record) {
       });
 }
 
-void Outbox::start() {
+void Outbox::start(bool watch_replicas) {
   Dispatcher& d = *dispatcher_;
   asio::co_spawn(d.io, d.loop(), asio::detached);
-  asio::co_spawn(d.io,
-                 keep_alive(db_, owner_, d.options, d.heartbeat, d.stopping,
-                            [&d](std::int64_t n) { d.recovered(n); }),
-                 asio::detached);
+  if (watch_replicas) {
+    asio::co_spawn(d.io,
+                   keep_alive(db_, owner_, d.options, d.heartbeat, d.stopping,
+                              [&d](std::int64_t n) { d.recovered(n); }),
+                   asio::detached);
+  }
   d.thread = std::thread([&d] { d.io.run(); });
 }
 

@@ -17,7 +17,7 @@
 // before anything else runs, so they are delivered like any other.
 //
 //   Outbox outbox(db, registry, identity, options, metrics);
-//   outbox.start();
+//   outbox.start(/*watch_replicas=*/false);
 //   if (auto opened = co_await outbox.open(record); !opened) refuse(opened.error());
 //   ... call the engine ...
 //   outbox.finish(record);
@@ -61,7 +61,9 @@ class Outbox {
   // The final record; never blocks, durable within one commit.
   void finish(const UsageRecord& record);
 
-  void start();
+  // watch_replicas: heartbeat and take over silent replicas' records (replica_liveness.hpp);
+  // only where replicas share the database.
+  void start(bool watch_replicas);
   // Before stopping, once requests are over: waits until every finished event is delivered
   // (nothing pending), at most `timeout`. Events still pending then go out at the next start.
   void drain(std::chrono::milliseconds timeout);

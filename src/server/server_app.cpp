@@ -140,7 +140,7 @@ struct ServerApp::Impl {
   std::unique_ptr<store::AsyncUseStore> uses;
   Router router;
   Metrics metrics;
-  std::unique_ptr<RegistrySync> registry_sync;
+  std::unique_ptr<RegistrySync> registry_sync;  // PostgreSQL only
   std::unique_ptr<DbWorker> db;
   std::unique_ptr<Outbox> outbox;
   std::unique_ptr<Gateway> gateway;
@@ -160,8 +160,8 @@ struct ServerApp::Impl {
         router(config.upstreams),
         metrics(all_models(config)) {
     auto store = open_db(config);
-    registry_sync =
-        std::make_unique<RegistrySync>(backends, load_backends(config, *store, backends));
+    auto stored = load_backends(config, *store, backends);
+    if (shared_db()) registry_sync = std::make_unique<RegistrySync>(backends, stored);
     db = std::make_unique<DbWorker>(std::move(store));
     outbox = std::make_unique<Outbox>(*db, backends, identity, config.replica_id, config.outbox,
                                       metrics);
@@ -175,8 +175,11 @@ struct ServerApp::Impl {
     }
   }
 
+  bool shared_db() const { return config.db_path.empty(); }  // PostgreSQL
+
   // Backends that other replicas registered, changed or removed (through their admin API).
   void sync_registry() {
+    if (!registry_sync) return;
     std::promise<Result<std::vector<store::RegisteredBackend>>> rows;
     db->run([&rows](store::ServerStore& s) { rows.set_value(s.backends()); });
     auto stored = rows.get_future().get();
@@ -224,7 +227,8 @@ ServerApp::~ServerApp() {
 std::uint16_t ServerApp::port() const { return impl_->http->port(); }
 
 void ServerApp::start() {
-  impl_->outbox->start();
+  // A SQLite file serves one node: no other replica to watch or to sync the registry from.
+  impl_->outbox->start(impl_->shared_db());
   impl_->http->start();
   impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
 }

@@ -79,7 +79,7 @@ class Replicas : public IntegrationTest {
 
 // `n` clients, each on its own connection, all connected before any sends; client i talks to
 // replica i % 2.
-std::vector<HttpResponse> race(Replicas& t, int n, const std::function<std::string(int)>& token,
+std::vector<HttpResponse> race(int n, const std::function<std::string(int)>& token,
                                const std::function<std::uint16_t(int)>& port,
                                const std::string& body = chat_body()) {
   std::vector<HttpResponse> responses(static_cast<std::size_t>(n));
@@ -100,7 +100,6 @@ std::vector<HttpResponse> race(Replicas& t, int n, const std::function<std::stri
     });
   }
   for (std::thread& c : clients) c.join();
-  (void)t;
   return responses;
 }
 
@@ -117,7 +116,7 @@ class ReplicasOnRedis : public Replicas {
 TEST_F(ReplicasOnRedis, FiveHundredRacingRequestsWithOneSingleUseKeyServeExactlyOne) {
   const std::string key = acme.mint();
   auto responses = race(
-      *this, 500, [&](int) { return key; }, [&](int i) { return port_of(i); });
+      500, [&](int) { return key; }, [&](int i) { return port_of(i); });
   int ok = 0, exhausted = 0;
   std::set<std::uint16_t> served_by;
   for (std::size_t i = 0; i < responses.size(); ++i) {
@@ -146,7 +145,7 @@ TEST_F(ReplicasOnRedis, ABudgetIsSharedAcrossReplicas) {
   // 24 concurrent requests for 8 tokens each: reservations are atomic in Redis, so together
   // they are granted at most the budget, whichever replica each one reached.
   auto responses = race(
-      *this, 24, [&](int) { return key; }, [&](int i) { return port_of(i); },
+      24, [&](int) { return key; }, [&](int i) { return port_of(i); },
       chat_body("demo", "tell me a long story", 8));
   std::int64_t served = 0, completion = 0, refused = 0;
   for (const HttpResponse& r : responses) {

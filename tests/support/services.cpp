@@ -83,7 +83,6 @@ PostgresServer::~PostgresServer() {
 }
 
 std::string PostgresServer::url() const { return read_line(dir_ / "url"); }
-int PostgresServer::port() const { return std::stoi(read_line(dir_ / "port")); }
 void PostgresServer::start() { run_script("postgres start " + dir_.string()); }
 void PostgresServer::stop() { run_script("postgres stop " + dir_.string()); }
 void PostgresServer::restart() { run_script("postgres restart " + dir_.string()); }

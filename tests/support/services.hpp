@@ -49,7 +49,6 @@ class PostgresServer {
   PostgresServer& operator=(const PostgresServer&) = delete;
 
   std::string url() const;
-  int port() const;
   void start();  // on the same port, with the same data
   void stop();   // fast shutdown: committed data stays
   void restart();

@@ -47,23 +47,11 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   const UpstreamConfig* upstream = ctx_.router.route(body->model);
   if (upstream == nullptr) co_return co_await reject(ex, outcome, Error::model_not_found);
 
-  // Everything that could refuse without side effects has passed: take the use.
-  const store::ConsumeRequest consume{.iss = claims.iss,
-                                      .jti = claims.jti,
-                                      .sub = claims.sub,
-                                      .iat = claims.iat,
-                                      .expires_at = claims.exp + ctx_.config.policy.leeway,
-                                      .uses = claims.dks.uses,
-                                      .budget = claims.dks.budget,
-                                      .want_tokens = *cap};
-  auto grant = co_await ctx_.uses.consume(consume, now);
-  if (!grant) {
-    if (grant.error() == Error::store_unavailable) ctx_.metrics.store_error();
-    co_return co_await reject(ex, outcome, grant.error());
-  }
-
+  // Everything that could refuse without side effects has passed: take the use. The store
+  // journals the event that reports it as interrupted along with it, so the use is reported
+  // even if this server dies before the outbox has its record (async_use_store.hpp).
   UsageRecord record{.event_id = claims.jti,
-                     .use = grant->use,
+                     .use = 0,  // numbered by the store
                      .server = ctx_.config.id,
                      .iss = claims.iss,
                      .sub = claims.sub,
@@ -73,11 +61,30 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
                      .started_at_ms = unix_ms(),
                      .request_sha256 = hex_sha256(req.body()),
                      .ctx = claims.ctx};
+  const UsageEventJson interrupted = interrupted_event_around_use(record);
+  const store::ConsumeRequest consume{.iss = claims.iss,
+                                      .jti = claims.jti,
+                                      .sub = claims.sub,
+                                      .iat = claims.iat,
+                                      .expires_at = claims.exp + ctx_.config.policy.leeway,
+                                      .uses = claims.dks.uses,
+                                      .budget = claims.dks.budget,
+                                      .want_tokens = *cap,
+                                      .event_head = interrupted.head,
+                                      .event_tail = interrupted.tail};
+  auto grant = co_await ctx_.uses.consume(consume, now);
+  if (!grant) {
+    if (grant.error() == Error::store_unavailable) ctx_.metrics.store_error();
+    co_return co_await reject(ex, outcome, grant.error());
+  }
+  record.use = grant->use;
   // Durable before the engine sees the request: a crash from here on still yields an event.
-  if (auto opened = co_await ctx_.outbox.open(record); !opened) {
-    // conflict: this use of the key was consumed before (before a restart of the server,
-    // which the in-memory use store does not remember, or before Redis lost its state):
-    // refused, as the use is gone.
+  if (auto opened = co_await ctx_.outbox.open(record, interrupted.with_use(record.use));
+      !opened) {
+    // conflict: this use of the key was recorded before (before a restart of the server,
+    // which the in-memory use store does not remember, or before Redis lost its state, or
+    // from the journal by a replica that took this one for dead): refused, as the use is gone.
+    // store_unavailable: the journal entry stays, and the use is reported as interrupted.
     if (opened.error() == Error::store_unavailable) ctx_.metrics.store_error();
     co_return co_await reject(
         ex, outcome,
@@ -86,8 +93,9 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   co_await forward(ex, *body, *upstream, std::min(*cap, grant->granted_tokens), record, outcome);
   record.finished_at_ms = unix_ms();
 
-  auto settled = co_await ctx_.uses.settle(claims.iss, claims.jti, grant->granted_tokens,
-                                           record.usage.total(), unix_ms() / 1000);
+  auto settled = co_await ctx_.uses.settle(claims.iss, claims.jti, grant->use,
+                                           grant->granted_tokens, record.usage.total(),
+                                           unix_ms() / 1000);
   if (!settled) {
     // The reservation stays: the key's budget is under-used, never over-used.
     ctx_.metrics.store_error();

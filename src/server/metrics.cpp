@@ -181,6 +181,10 @@ void Metrics::render_outbox(std::string& out) const {
        "Unfinished records reported as interrupted (after a restart or a replica's death).");
   line(out, "dynaseal_outbox_recovered_total", "",
        static_cast<double>(outbox_recovered_.load(kRelaxed)));
+  help(out, "dynaseal_outbox_journal_replayed_total", "counter",
+       "Consumed uses without a record, reported as interrupted from the use store's journal.");
+  line(out, "dynaseal_outbox_journal_replayed_total", "",
+       static_cast<double>(outbox_journal_replayed_.load(kRelaxed)));
   help(out, "dynaseal_outbox_delivery_latency_seconds", "histogram",
        "From an event being queued to its acknowledgement.");
   outbox_latency_.render(out, "dynaseal_outbox_delivery_latency_seconds", "");

@@ -15,6 +15,8 @@
 // dynaseal_outbox_recovered_total                 unfinished records reported as interrupted
 //                                                 (this replica's after a restart, or a
 //                                                 silent replica's)
+// dynaseal_outbox_journal_replayed_total          consumed uses without a record, reported from
+//                                                 the use store's journal (use_journal.hpp)
 #pragma once
 
 #include <array>
@@ -63,6 +65,7 @@ class Metrics {
   void outbox_retried() { outbox_retried_++; }
   void outbox_dead_lettered() { outbox_dead_lettered_++; }
   void outbox_recovered(std::uint64_t n = 1) { outbox_recovered_ += n; }
+  void outbox_journal_replayed(std::uint64_t n) { outbox_journal_replayed_ += n; }
   void outbox_gauges(const store::OutboxStats& s);
 
   std::string render(std::size_t open_connections) const;
@@ -91,6 +94,7 @@ class Metrics {
   std::atomic<std::uint64_t> outbox_retried_{0};
   std::atomic<std::uint64_t> outbox_dead_lettered_{0};
   std::atomic<std::uint64_t> outbox_recovered_{0};
+  std::atomic<std::uint64_t> outbox_journal_replayed_{0};
   std::array<std::atomic<std::int64_t>, 3> outbox_gauges_{};  // open, pending, dead
   Histogram outbox_latency_;
 };

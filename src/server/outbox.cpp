@@ -20,6 +20,7 @@
 #include "net/http_client.hpp"
 #include "server/gateway.hpp"
 #include "server/replica_liveness.hpp"
+#include "server/use_journal.hpp"
 
 namespace dynaseal::server {
 namespace {
@@ -32,10 +33,11 @@ std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
 
 store::OutboxKey key_of(const UsageRecord& r) { return {r.iss, r.event_id, r.use}; }
 
-store::OutboxWrite open_write(const UsageRecord& r, const std::string& owner) {
+store::OutboxWrite open_write(const UsageRecord& r, std::string interrupted_body,
+                              const std::string& owner) {
   return store::outbox::Open{.key = key_of(r),
                              .owner = owner,
-                             .interrupted_body = interrupted_event_json(r),
+                             .interrupted_body = std::move(interrupted_body),
                              .now_ms = unix_ms()};
 }
 
@@ -84,13 +86,18 @@ std::chrono::milliseconds retry_delay(const OutboxOptions& o, std::int64_t attem
   return std::chrono::milliseconds(static_cast<std::int64_t>(full / 2 + unit * full / 2));
 }
 
-std::string interrupted_event_json(const UsageRecord& record) {
+UsageEventJson interrupted_event_around_use(const UsageRecord& record) {
   UsageRecord r = record;
   r.status = UsageStatus::interrupted;
   r.usage = {};
+  r.usage_reported = false;
   r.finished_at_ms = r.started_at_ms;
   r.response_sha256 = to_hex(sha256({}));
-  return usage_event_json(r);
+  return usage_event_json_around_use(r);
+}
+
+std::string interrupted_event_json(const UsageRecord& record) {
+  return interrupted_event_around_use(record).with_use(record.use);
 }
 
 struct Outbox::Dispatcher {
@@ -110,6 +117,7 @@ struct Outbox::Dispatcher {
   asio::io_context io{1};
   asio::steady_timer wake{io};
   asio::steady_timer heartbeat{io};  // replica_liveness.hpp
+  asio::steady_timer journal{io};    // use_journal.hpp
   bool poked = false;
   bool stopping = false;
   std::atomic<bool> poke_posted{false};
@@ -125,6 +133,10 @@ struct Outbox::Dispatcher {
 
   void recovered(std::int64_t n) {
     metrics.outbox_recovered(static_cast<std::uint64_t>(n));
+    wake_now();
+  }
+  void replayed(std::int64_t n) {
+    metrics.outbox_journal_replayed(static_cast<std::uint64_t>(n));
     wake_now();
   }
 
@@ -314,8 +326,9 @@ Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identit
 
 Outbox::~Outbox() { stop(); }
 
-asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record) {
-  auto result = co_await db_.write_durable(open_write(record, owner_));
+asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
+                                           std::string interrupted_body) {
+  auto result = co_await db_.write_durable(open_write(record, std::move(interrupted_body), owner_));
   if (!result) co_return Result<void>{};
   co_return Unexpected(*result == Error::conflict ? Error::conflict : Error::store_unavailable);
 }
@@ -331,13 +344,19 @@ void Outbox::finish(const UsageRecord& record) {
       });
 }
 
-void Outbox::start(bool watch_replicas) {
+void Outbox::start(bool watch_replicas, store::AsyncUseStore* uses) {
   Dispatcher& d = *dispatcher_;
   asio::co_spawn(d.io, d.loop(), asio::detached);
   if (watch_replicas) {
     asio::co_spawn(d.io,
                    keep_alive(db_, owner_, d.options, d.heartbeat, d.stopping,
                               [&d](std::int64_t n) { d.recovered(n); }),
+                   asio::detached);
+  }
+  if (uses != nullptr && uses->journals()) {
+    asio::co_spawn(d.io,
+                   replay_journal(*uses, db_, d.backends, owner_, d.options, d.journal,
+                                  d.stopping, [&d](std::int64_t n) { d.replayed(n); }),
                    asio::detached);
   }
   d.thread = std::thread([&d] { d.io.run(); });
@@ -372,6 +391,7 @@ void Outbox::stop() {
     d.stopping = true;
     d.wake_now();
     d.heartbeat.cancel();
+    d.journal.cancel();
     for (net::UpstreamCall* call : d.calls) call->cancel();
   });
   if (d.thread.joinable()) d.thread.join();

@@ -17,8 +17,9 @@
 // before anything else runs, so they are delivered like any other.
 //
 //   Outbox outbox(db, registry, identity, options, metrics);
-//   outbox.start(/*watch_replicas=*/false);
-//   if (auto opened = co_await outbox.open(record); !opened) refuse(opened.error());
+//   outbox.start(/*watch_replicas=*/false, &uses);
+//   if (auto opened = co_await outbox.open(record, interrupted_event_json(record)); !opened)
+//     refuse(opened.error());
 //   ... call the engine ...
 //   outbox.finish(record);
 #pragma once
@@ -37,6 +38,7 @@
 #include "server/db_worker.hpp"
 #include "server/metrics.hpp"
 #include "server/usage.hpp"
+#include "store/async_use_store.hpp"
 
 namespace dynaseal::server {
 
@@ -55,15 +57,18 @@ class Outbox {
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
-  // Durable before it completes. conflict: this (iss, jti, use) was opened before (the use
-  // was consumed before a restart: refuse as uses_exhausted); store_unavailable otherwise.
-  asio::awaitable<Result<void>> open(const UsageRecord& record);
+  // Durable before it completes, with `interrupted_body` (interrupted_event_json(record)) as
+  // the body to send should the request never finish. conflict: this (iss, jti, use) was
+  // opened before (the use was consumed before a restart, or its record was written from the
+  // use store's journal: refuse as uses_exhausted); store_unavailable otherwise.
+  asio::awaitable<Result<void>> open(const UsageRecord& record, std::string interrupted_body);
   // The final record; never blocks, durable within one commit.
   void finish(const UsageRecord& record);
 
   // watch_replicas: heartbeat and take over silent replicas' records (replica_liveness.hpp);
-  // only where replicas share the database.
-  void start(bool watch_replicas);
+  // only where replicas share the database. `uses`: replay its journal (use_journal.hpp) when
+  // it keeps one; it must outlive stop().
+  void start(bool watch_replicas, store::AsyncUseStore* uses = nullptr);
   // Before stopping, once requests are over: waits until every finished event is delivered
   // (nothing pending), at most `timeout`. Events still pending then go out at the next start.
   void drain(std::chrono::milliseconds timeout);
@@ -82,7 +87,9 @@ class Outbox {
 };
 
 // The body sent when a request never finished: status "interrupted", no usage, finished_at
-// equal to started_at and the response hash of nothing (what was sent is unknown).
+// equal to started_at and the response hash of nothing (what was sent is unknown). The first
+// form is cut around the use (usage.hpp), for the use store's journal.
+UsageEventJson interrupted_event_around_use(const UsageRecord& record);
 std::string interrupted_event_json(const UsageRecord& record);
 
 }  // namespace dynaseal::server

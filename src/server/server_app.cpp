@@ -228,7 +228,7 @@ std::uint16_t ServerApp::port() const { return impl_->http->port(); }
 
 void ServerApp::start() {
   // A SQLite file serves one node: no other replica to watch or to sync the registry from.
-  impl_->outbox->start(impl_->shared_db());
+  impl_->outbox->start(impl_->shared_db(), impl_->uses.get());
   impl_->http->start();
   impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
 }

@@ -39,27 +39,46 @@ std::string rfc3339(std::int64_t unix_ms) {
   return buf;
 }
 
+std::string UsageEventJson::with_use(std::int64_t use) const {
+  std::string out;
+  out.reserve(head.size() + 20 + tail.size());
+  out.append(head);
+  out.append(std::to_string(use));
+  out.append(tail);
+  return out;
+}
+
+UsageEventJson usage_event_json_around_use(const UsageRecord& r) {
+  // Two objects serialized apart and joined: {"type":..,"event_id":.. | ,"use": | N | ,"server":..}
+  // is byte for byte the serialization of one object with these members in this order.
+  json::object first;
+  first["type"] = "usage";
+  first["event_id"] = r.event_id;
+  json::object rest;
+  rest["server"] = r.server;
+  rest["iss"] = r.iss;
+  rest["sub"] = r.sub;
+  rest["model"] = r.model;
+  rest["endpoint"] = to_string(r.endpoint);
+  rest["stream"] = r.stream;
+  rest["status"] = to_string(r.status);
+  rest["usage"] = {{"prompt_tokens", r.usage.prompt},
+                   {"completion_tokens", r.usage.completion},
+                   {"total_tokens", r.usage.total()}};
+  rest["started_at"] = rfc3339(r.started_at_ms);
+  rest["finished_at"] = rfc3339(r.finished_at_ms);
+  rest["request_sha256"] = r.request_sha256;
+  rest["response_sha256"] = r.response_sha256;
+  if (r.ctx) rest["ctx"] = *r.ctx;
+  UsageEventJson parts{.head = json::serialize(first), .tail = json::serialize(rest)};
+  parts.head.back() = ',';  // the closing brace
+  parts.head.append("\"use\":");
+  parts.tail.front() = ',';  // the opening brace
+  return parts;
+}
+
 std::string usage_event_json(const UsageRecord& r) {
-  json::object o;
-  o["type"] = "usage";
-  o["event_id"] = r.event_id;
-  o["use"] = r.use;
-  o["server"] = r.server;
-  o["iss"] = r.iss;
-  o["sub"] = r.sub;
-  o["model"] = r.model;
-  o["endpoint"] = to_string(r.endpoint);
-  o["stream"] = r.stream;
-  o["status"] = to_string(r.status);
-  o["usage"] = {{"prompt_tokens", r.usage.prompt},
-                {"completion_tokens", r.usage.completion},
-                {"total_tokens", r.usage.total()}};
-  o["started_at"] = rfc3339(r.started_at_ms);
-  o["finished_at"] = rfc3339(r.finished_at_ms);
-  o["request_sha256"] = r.request_sha256;
-  o["response_sha256"] = r.response_sha256;
-  if (r.ctx) o["ctx"] = *r.ctx;
-  return json::serialize(o);
+  return usage_event_json_around_use(r).with_use(r.use);
 }
 
 }  // namespace dynaseal::server

@@ -48,6 +48,15 @@ struct UsageRecord {
 // The DESIGN §5 callback body for a record.
 std::string usage_event_json(const UsageRecord& r);
 
+// The same body cut around the value of "use": head + decimal(use) + tail, so that a store that
+// numbers the use can write the body of the use it grants (store::ConsumeRequest::event_head).
+struct UsageEventJson {
+  std::string head;  // {"type":"usage","event_id":"...","use":
+  std::string tail;  // ,"server":"...",...}
+  std::string with_use(std::int64_t use) const;
+};
+UsageEventJson usage_event_json_around_use(const UsageRecord& r);
+
 // RFC 3339 UTC with milliseconds: 2026-11-21T05:36:48.123Z
 std::string rfc3339(std::int64_t unix_ms);
 

@@ -42,4 +42,8 @@ std::string redis_sub_key(std::string_view prefix, std::string_view iss, std::st
   return key(prefix, iss, 's', sub);
 }
 
+std::string redis_journal_key(std::string_view prefix, std::string_view iss) {
+  return key(prefix, iss, 'j', {});
+}
+
 }  // namespace dynaseal::store

@@ -75,6 +75,12 @@ if ARGV[5] ~= '' then
 end
 uses = add(uses, ONE)
 if expires_at > deadline then deadline = expires_at end
+-- The journal first: Redis does not undo a script's writes when a later command fails, and a
+-- use must never be counted without its entry.
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[7] .. '.' .. str(uses),
+             fmt(now) .. ' ' .. ARGV[8] .. str(uses) .. ARGV[9])
+end
 redis.call('HSET', KEYS[1], 'uses', str(uses), 'reserved', str(add(reserved, granted)),
            'spent', str(spent), 'revoked', fmt(revoked), 'deadline', fmt(deadline))
 redis.call('EXPIREAT', KEYS[1], fmt(deadline))
@@ -82,6 +88,7 @@ return {0, str(uses), str(granted)}
 )lua";
 
 constexpr std::string_view kSettle = R"lua(
+redis.call('HDEL', KEYS[2], ARGV[4])
 local now = clock(time(ARGV[1]))
 local f = redis.call('HMGET', KEYS[1], 'reserved', 'spent', 'deadline')
 if not f[3] or time(f[3]) <= now then return 0 end

@@ -15,6 +15,10 @@
 // Stored values that are not what the scripts write (another program's data, a hand edit) make
 // the script fail with an error reply ("dks: corrupt ..."), never a wrong answer.
 //
+// Journal (store/async_use_store.hpp): consume, when given an event head, also sets the field
+// "<jti>.<use>" of the issuer's journal hash to "<t> <head><use><tail>"; settle deletes it first
+// of all (even for a key that has expired since).
+//
 // Replies: consume returns [0, use, granted] (decimal strings) or [code] with code 1
 // token_expired, 2 token_revoked, 3 uses_exhausted, 4 budget_exhausted. The others return 0.
 #pragma once

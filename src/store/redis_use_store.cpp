@@ -50,19 +50,31 @@ bool valid_request(const ConsumeRequest& req) {
   return !req.budget || *req.budget >= 1;
 }
 
+// The journal's name for use `use` of key `jti`: its webhook-id.
+std::string journal_field(std::string_view jti, std::int64_t use) {
+  std::string field(jti);
+  field += '.';
+  field += std::to_string(use);
+  return field;
+}
+
 ScriptCall consume_call(std::string_view prefix, const ConsumeRequest& req, std::int64_t now) {
   return script_call(
       redis_consume_script(),
-      {redis_jti_key(prefix, req.iss, req.jti), redis_sub_key(prefix, req.iss, req.sub)},
+      {redis_jti_key(prefix, req.iss, req.jti), redis_sub_key(prefix, req.iss, req.sub),
+       redis_journal_key(prefix, req.iss)},
       {time_arg(now), time_arg(req.expires_at), time_arg(req.iat), std::to_string(req.uses),
-       req.budget ? std::to_string(*req.budget) : "", std::to_string(req.want_tokens)});
+       req.budget ? std::to_string(*req.budget) : "", std::to_string(req.want_tokens),
+       std::string(req.jti), std::string(req.event_head), std::string(req.event_tail)});
 }
 
 ScriptCall settle_call(std::string_view prefix, std::string_view iss, std::string_view jti,
-                       std::int64_t granted_tokens, std::int64_t actual_tokens, std::int64_t now) {
-  return script_call(
-      redis_settle_script(), {redis_jti_key(prefix, iss, jti)},
-      {time_arg(now), std::to_string(granted_tokens), std::to_string(actual_tokens)});
+                       std::int64_t use, std::int64_t granted_tokens, std::int64_t actual_tokens,
+                       std::int64_t now) {
+  return script_call(redis_settle_script(),
+                     {redis_jti_key(prefix, iss, jti), redis_journal_key(prefix, iss)},
+                     {time_arg(now), std::to_string(granted_tokens), std::to_string(actual_tokens),
+                      journal_field(jti, use)});
 }
 
 ScriptCall revoke_jti_call(std::string_view prefix, std::string_view iss, std::string_view jti,
@@ -125,13 +137,32 @@ asio::awaitable<Result<RedisReply>> run_script(RedisConnections& connections,
   co_return checked(connections.shared(), std::move(reply));
 }
 
-std::optional<std::int64_t> positive(const redisReply& reply) {
-  if (reply.type != REDIS_REPLY_STRING || reply.len == 0 || reply.len > 19) return std::nullopt;
+// One plain command on the calling io_context's connection; an error reply becomes
+// store_unavailable.
+asio::awaitable<Result<RedisReply>> run_command(RedisConnections& connections,
+                                                std::chrono::milliseconds timeout,
+                                                std::vector<std::string> args) {
+  auto connection = connections.on(co_await asio::this_coro::executor);
+  if (!connection->available()) co_return Unexpected(Error::store_unavailable);
+  auto reply = co_await connection->call(args, Clock::now() + timeout);
+  co_return checked(connections.shared(), std::move(reply));
+}
+
+// A decimal without sign or leading noise, at least `min`.
+std::optional<std::int64_t> decimal(std::string_view text, std::int64_t min) {
   std::int64_t value = 0;
-  const char* end = reply.str + reply.len;
-  const auto [stop, ec] = std::from_chars(reply.str, end, value);
-  if (ec != std::errc() || stop != end || value < 1) return std::nullopt;
+  const char* end = text.data() + text.size();
+  const auto [stop, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || text.size() > 19 || text[0] == '-' || text[0] == '+' || ec != std::errc() ||
+      stop != end || value < min) {
+    return std::nullopt;
+  }
   return value;
+}
+
+std::optional<std::int64_t> positive(const redisReply& reply) {
+  if (reply.type != REDIS_REPLY_STRING) return std::nullopt;
+  return decimal(text_of(reply), 1);
 }
 
 // consume's reply: [0, use, granted] or [code]. Anything else, or a grant beyond what was asked,
@@ -155,6 +186,51 @@ Result<UseGrant> read_grant(const redisReply& reply, std::int64_t uses, std::int
   const auto granted = positive(*reply.element[2]);
   if (!use || !granted || *use > uses || *granted > want) return Unexpected(bad());
   return UseGrant{.use = *use, .granted_tokens = *granted};
+}
+
+// One journal field and value as consume writes them: "<jti>.<use>" and "<unix s> <event>".
+std::optional<JournalEntry> read_journal_entry(std::string_view field, std::string_view value) {
+  const auto dot = field.rfind('.');
+  const auto space = value.find(' ');
+  if (dot == std::string_view::npos || space == std::string_view::npos) return std::nullopt;
+  const auto use = decimal(field.substr(dot + 1), 1);
+  const auto at = decimal(value.substr(0, space), 0);
+  if (!use || !at || space + 1 == value.size()) return std::nullopt;
+  return JournalEntry{.jti = std::string(field.substr(0, dot)),
+                      .use = *use,
+                      .consumed_at = *at,
+                      .event = std::string(value.substr(space + 1))};
+}
+
+// HSCAN's reply: [cursor, [field, value, ...]].
+Result<JournalPage> read_journal_page(const redisReply& reply, RedisShared& shared) {
+  const auto bad = [&] { return refused(shared, "unexpected reply to HSCAN").error(); };
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2) return Unexpected(bad());
+  const redisReply& cursor = *reply.element[0];
+  const redisReply& items = *reply.element[1];
+  if (cursor.type != REDIS_REPLY_STRING || items.type != REDIS_REPLY_ARRAY ||
+      items.elements % 2 != 0) {
+    return Unexpected(bad());
+  }
+  JournalPage page;
+  const std::string_view next = text_of(cursor);
+  const auto [stop, ec] = std::from_chars(next.data(), next.data() + next.size(), page.cursor);
+  if (next.empty() || ec != std::errc() || stop != next.data() + next.size()) {
+    return Unexpected(bad());
+  }
+  for (std::size_t i = 0; i < items.elements; i += 2) {
+    const redisReply& field = *items.element[i];
+    const redisReply& value = *items.element[i + 1];
+    if (field.type != REDIS_REPLY_STRING || value.type != REDIS_REPLY_STRING) {
+      return Unexpected(bad());
+    }
+    if (auto entry = read_journal_entry(text_of(field), text_of(value))) {
+      page.entries.push_back(std::move(*entry));
+    } else {
+      page.corrupt.emplace_back(text_of(field));
+    }
+  }
+  return page;
 }
 
 // The other scripts' reply: the integer 0.
@@ -206,10 +282,10 @@ asio::awaitable<Result<UseGrant>> RedisUseStore::consume(const ConsumeRequest& r
 }
 
 asio::awaitable<Result<void>> RedisUseStore::settle(std::string_view iss, std::string_view jti,
-                                                    std::int64_t granted_tokens,
+                                                    std::int64_t use, std::int64_t granted_tokens,
                                                     std::int64_t actual_tokens, std::int64_t now) {
   if (granted_tokens < 0 || actual_tokens < 0) co_return Unexpected(Error::internal);
-  ScriptCall call = settle_call(prefix_, iss, jti, granted_tokens, actual_tokens, now);
+  ScriptCall call = settle_call(prefix_, iss, jti, use, granted_tokens, actual_tokens, now);
   auto reply = co_await run_script(*connections_, timeout_, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_done(**reply, connections_->shared());
@@ -230,6 +306,30 @@ asio::awaitable<Result<void>> RedisUseStore::revoke_sub(std::string_view iss, st
   auto reply = co_await run_script(*connections_, timeout_, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_done(**reply, connections_->shared());
+}
+
+asio::awaitable<Result<JournalPage>> RedisUseStore::journal(std::string_view iss,
+                                                            std::uint64_t cursor) {
+  std::vector<std::string> args{"HSCAN", redis_journal_key(prefix_, iss), std::to_string(cursor),
+                                "COUNT", "100"};
+  auto reply = co_await run_command(*connections_, timeout_, std::move(args));
+  if (!reply) co_return Unexpected(reply.error());
+  co_return read_journal_page(**reply, connections_->shared());
+}
+
+asio::awaitable<Result<void>> RedisUseStore::forget(std::string_view iss, std::string_view jti,
+                                                    std::int64_t use) {
+  std::vector<std::string> args{"HDEL", redis_journal_key(prefix_, iss), journal_field(jti, use)};
+  auto reply = co_await run_command(*connections_, timeout_, std::move(args));
+  if (!reply) co_return Unexpected(reply.error());
+  if ((*reply)->type != REDIS_REPLY_INTEGER) {
+    co_return Unexpected(refused(connections_->shared(), "unexpected reply to HDEL").error());
+  }
+  co_return Result<void>{};
+}
+
+asio::awaitable<void> RedisUseStore::release() {
+  connections_->on(co_await asio::this_coro::executor)->close();
 }
 
 asio::awaitable<bool> RedisUseStore::check() {

@@ -49,6 +49,13 @@ struct ConsumeRequest {
   std::int64_t uses = 1;               // dks.uses, >= 1
   std::optional<std::int64_t> budget;  // dks.budget, >= 1: total tokens across all uses
   std::int64_t want_tokens = 1;        // completion tokens the request may produce, >= 1
+  // The usage event to report should this use never be recorded elsewhere (DESIGN §5: every
+  // consumed use gives one event): event_head + decimal(use) + event_tail. A store whose state
+  // outlives the server process (Redis) keeps it in the issuer's journal, in the same atomic
+  // step as the use, until settle or forget removes it (AsyncUseStore::journal). A store that
+  // forgets its uses with the process (memory) keeps no journal. Empty head: no entry.
+  std::string_view event_head{};
+  std::string_view event_tail{};
 };
 
 struct UseGrant {

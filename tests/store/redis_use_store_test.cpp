@@ -3,7 +3,9 @@
 // Redis, pipelining on one io_context, AUTH and SELECT.
 #include "store/redis_use_store.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -77,6 +79,28 @@ class RedisUseStoreTest : public ::testing::Test {
   }
   Result<UseGrant> consume(RedisUseStore& store, const ConsumeRequest& req, std::int64_t now) {
     return run_awaitable(context_, store.consume(req, now));
+  }
+  // Every page of issuer `iss`'s journal, merged.
+  JournalPage whole_journal(RedisUseStore& store, std::string_view iss) {
+    JournalPage all;
+    std::uint64_t cursor = 0;
+    do {
+      auto page = run_awaitable(context_, store.journal(iss, cursor));
+      if (!page) throw std::runtime_error("journal: " + std::string(to_string(page.error())));
+      for (auto& e : page->entries) all.entries.push_back(std::move(e));
+      for (auto& c : page->corrupt) all.corrupt.push_back(std::move(c));
+      cursor = page->cursor;
+    } while (cursor != 0);
+    return all;
+  }
+  static ConsumeRequest journaled(ConsumeRequest req) {
+    req.event_head = R"({"event_id":"x","use":)";
+    // As long as a real event's: Redis keeps a hash of short values in one listpack, which
+    // HSCAN returns whole.
+    req.event_tail =
+        R"(,"status":"interrupted","request_sha256":)"
+        R"("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})";
+    return req;
   }
 
   const std::int64_t now_ = testing::unix_now();
@@ -165,6 +189,103 @@ TEST_F(RedisUseStoreTest, KeepsHostileNamesApartAndInTheDocumentedLayout) {
   EXPECT_EQ(std::set<std::string>(found.begin(), found.end()), expected);
 }
 
+// The journal
+
+TEST_F(RedisUseStoreTest, JournalsEachUseWithItsEventUntilItIsSettledOrForgotten) {
+  RawRedis raw(testing::shared_redis_url());
+  auto store = make(testing::shared_redis_url());
+  const auto req = journaled(key("journal-key-0001", now_, 3));
+  ASSERT_EQ(consume(*store, req, now_)->use, 1);
+  ASSERT_EQ(consume(*store, req, now_)->use, 2);
+  const std::int64_t redis_now = redis_time(raw);
+  auto journal = whole_journal(*store, "acme");
+  ASSERT_EQ(journal.entries.size(), 2u);
+  EXPECT_TRUE(journal.corrupt.empty());
+  std::sort(journal.entries.begin(), journal.entries.end(),
+            [](const auto& a, const auto& b) { return a.use < b.use; });
+  for (std::int64_t use = 1; use <= 2; ++use) {
+    const JournalEntry& e = journal.entries[static_cast<std::size_t>(use - 1)];
+    EXPECT_EQ(e.jti, "journal-key-0001");
+    EXPECT_EQ(e.use, use);
+    EXPECT_EQ(e.event, std::string(req.event_head) + std::to_string(use) +
+                           std::string(req.event_tail));
+    EXPECT_LE(std::abs(e.consumed_at - redis_now), 1);
+  }
+  EXPECT_TRUE(whole_journal(*store, "other-issuer").entries.empty());  // per issuer
+
+  ASSERT_TRUE(run_awaitable(context_, store->settle("acme", req.jti, 1, 100, 10, now_)));
+  journal = whole_journal(*store, "acme");
+  ASSERT_EQ(journal.entries.size(), 1u);
+  EXPECT_EQ(journal.entries[0].use, 2);
+  ASSERT_TRUE(run_awaitable(context_, store->forget("acme", req.jti, 2)));
+  EXPECT_TRUE(whole_journal(*store, "acme").entries.empty());
+  EXPECT_TRUE(run_awaitable(context_, store->forget("acme", req.jti, 2)));  // already gone
+  // The journal lives in the issuer's hash tag, next to its keys.
+  const auto found = raw.keys(prefix_ + ":*");
+  EXPECT_EQ(std::count(found.begin(), found.end(), redis_journal_key(prefix_, "acme")), 0)
+      << "an empty journal is no key at all";
+}
+
+TEST_F(RedisUseStoreTest, JournalsNothingWithoutAnEventOrForARefusedUse) {
+  auto store = make(testing::shared_redis_url());
+  ASSERT_TRUE(consume(*store, key("journal-key-0002", now_), now_));  // no event given
+  const auto req = journaled(key("journal-key-0003", now_));
+  ASSERT_TRUE(consume(*store, req, now_));
+  EXPECT_EQ(consume(*store, req, now_).error(), Error::uses_exhausted);
+  const auto journal = whole_journal(*store, "acme");
+  ASSERT_EQ(journal.entries.size(), 1u);
+  EXPECT_EQ(journal.entries[0].jti, "journal-key-0003");
+}
+
+TEST_F(RedisUseStoreTest, PagesThroughAJournalOfManyEntries) {
+  auto store = make(testing::shared_redis_url());
+  std::set<std::string> consumed;
+  for (int i = 0; i < 300; ++i) {
+    const std::string jti = "journal-page-" + std::to_string(1000 + i);
+    ASSERT_TRUE(consume(*store, journaled(key(jti, now_)), now_));
+    consumed.insert(jti);
+  }
+  auto first = run_awaitable(context_, store->journal("acme", 0));
+  ASSERT_TRUE(first);
+  EXPECT_LT(first->entries.size(), 300u) << "one page holds about a hundred entries";
+  EXPECT_NE(first->cursor, 0u);
+  std::set<std::string> seen;
+  for (const JournalEntry& e : whole_journal(*store, "acme").entries) seen.insert(e.jti);
+  EXPECT_EQ(seen, consumed);
+}
+
+TEST_F(RedisUseStoreTest, ReportsJournalEntriesItCannotReadAndLeavesThemAlone) {
+  RawRedis raw(testing::shared_redis_url());
+  auto store = make(testing::shared_redis_url());
+  const std::string journal = redis_journal_key(prefix_, "acme");
+  raw.command({"HSET", journal, "no-use-here", "1 {}", "key.0", "1 {}", "key.-1", "1 {}",
+               "key.x1", "1 {}", "key.7", "-5 {}", "key.8", "1", "key.9", "1 ", "key.10",
+               "soon {}", "key.11", "99999999999999999999 {}"});
+  ASSERT_TRUE(consume(*store, journaled(key("journal-key-0004", now_)), now_));
+  const auto page = whole_journal(*store, "acme");
+  ASSERT_EQ(page.entries.size(), 1u);
+  EXPECT_EQ(page.entries[0].jti, "journal-key-0004");
+  EXPECT_EQ(std::set<std::string>(page.corrupt.begin(), page.corrupt.end()),
+            (std::set<std::string>{"no-use-here", "key.0", "key.-1", "key.x1", "key.7", "key.8",
+                                   "key.9", "key.10", "key.11"}));
+  EXPECT_EQ(raw.command({"HLEN", journal})->integer, 10);
+}
+
+TEST_F(RedisUseStoreTest, RefusesAJournalThatIsNotAHash) {
+  RawRedis raw(testing::shared_redis_url());
+  auto store = make(testing::shared_redis_url());
+  raw.command({"SET", redis_journal_key(prefix_, "acme"), "not a hash"});
+  EXPECT_EQ(run_awaitable(context_, store->journal("acme", 0)).error(), Error::store_unavailable);
+  EXPECT_EQ(run_awaitable(context_, store->forget("acme", "k", 1)).error(),
+            Error::store_unavailable);
+  // consume writes its entry in the same step as the use: a use that cannot be journaled is
+  // not taken.
+  const auto req = journaled(key("journal-key-0005", now_));
+  EXPECT_EQ(consume(*store, req, now_).error(), Error::store_unavailable);
+  raw.command({"DEL", redis_journal_key(prefix_, "acme")});
+  EXPECT_EQ(consume(*store, req, now_)->use, 1);
+}
+
 // Scripts and stored state
 
 TEST_F(RedisUseStoreTest, SendsTheScriptAgainWhenRedisForgotIt) {
@@ -175,7 +296,7 @@ TEST_F(RedisUseStoreTest, SendsTheScriptAgainWhenRedisForgotIt) {
   raw.command({"SCRIPT", "FLUSH"});  // as after a restart of Redis
   EXPECT_EQ(consume(*store, req, now_)->use, 2);
   raw.command({"SCRIPT", "FLUSH"});
-  EXPECT_TRUE(run_awaitable(context_, store->settle("acme", req.jti, 100, 10, now_)));
+  EXPECT_TRUE(run_awaitable(context_, store->settle("acme", req.jti, 2, 100, 10, now_)));
   raw.command({"SCRIPT", "FLUSH"});
   EXPECT_TRUE(run_awaitable(context_, store->revoke_sub("acme", "user-1", now_, now_ + 60, now_)));
   raw.command({"SCRIPT", "FLUSH"});
@@ -201,7 +322,7 @@ TEST_F(RedisUseStoreTest, FailsClosedOnStateItDidNotWrite) {
     EXPECT_EQ(consume(*store, key(jti, now_), now_).error(), Error::store_unavailable) << jti;
   }
   EXPECT_FALSE(store->healthy());
-  EXPECT_EQ(run_awaitable(context_, store->settle("acme", "corrupt-key-00003", 1, 1, now_)).error(),
+  EXPECT_EQ(run_awaitable(context_, store->settle("acme", "corrupt-key-00003", 1, 1, 1, now_)).error(),
             Error::store_unavailable);
   EXPECT_TRUE(consume(*store, key("good-key-00000001", now_), now_));
   EXPECT_TRUE(store->healthy());

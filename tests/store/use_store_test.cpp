@@ -129,7 +129,7 @@ class UseStoreContract : public ::testing::TestWithParam<StoreFactory> {
   }
   Result<void> settle_on(asio::io_context& context, std::string_view jti, std::int64_t granted,
                          std::int64_t actual, std::int64_t now) {
-    return run_awaitable(context, store().settle("acme", jti, granted, actual, now));
+    return run_awaitable(context, store().settle("acme", jti, 1, granted, actual, now));
   }
   Result<void> revoke_jti(std::string_view iss, std::string_view jti, std::int64_t until,
                           std::int64_t now) {

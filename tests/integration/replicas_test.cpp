@@ -15,6 +15,8 @@
 #include <boost/json.hpp>
 
 #include "harness.hpp"
+#include "store/raw_redis.hpp"
+#include "store/redis_keys.hpp"
 #include "support/postgres_schema.hpp"
 #include "support/services.hpp"
 
@@ -32,6 +34,7 @@ class Replicas : public IntegrationTest {
   // one admin token, the given stores, quick heartbeats (a silent replica is taken over after
   // 2 s).
   void start_replicas(const std::string& store_url, const std::string& db_url) {
+    redis_url = store_url;
     engine = std::make_unique<Engine>(dir.path(), engine_options);
     server_options.callback_url = callbacks.url();
     server_options.store = store_url;
@@ -73,8 +76,15 @@ class Replicas : public IntegrationTest {
     IntegrationTest::TearDown();
   }
 
+  // Uses taken in Redis whose event may not be recorded yet (the journal, async_use_store.hpp).
+  long long journal_entries() {
+    testing::RawRedis raw(redis_url);
+    return raw.command({"HLEN", store::redis_journal_key("dks", acme.id())})->integer;
+  }
+
   std::unique_ptr<Server> second;
   bool killed_second_ = false;
+  std::string redis_url;
 };
 
 // `n` clients, each on its own connection, all connected before any sends; client i talks to
@@ -312,37 +322,97 @@ class ReplicasOnOwnPostgres : public Replicas {
 
 TEST_F(ReplicasOnOwnPostgres, CallbacksQueuedBeforeAPostgresRestartAreDeliveredAfterIt) {
   callbacks.answer_with(503);  // the backend is down: events stay pending in PostgreSQL
-  std::vector<std::string> jtis;
+  std::vector<std::string> served, refused;
   for (int i = 0; i < 10; ++i) {
     Claims c = acme.claims();
     ASSERT_EQ(chat_on(i, acme.mint(c)).status, 200u);
-    jtis.push_back(c.jti);
+    served.push_back(c.jti);
   }
   postgres.stop();
-  // While PostgreSQL is down no use can be recorded, so none is served.
-  EXPECT_EQ(chat_on(0, acme.mint()).error_code(), "store_unavailable");
-  EXPECT_EQ(chat_on(1, acme.mint()).error_code(), "store_unavailable");
+  // While PostgreSQL is down no use can be recorded, so none is served. Each of these uses is
+  // taken in Redis, though: the journal reports it as interrupted once PostgreSQL is back.
+  for (int i = 0; i < 2; ++i) {
+    Claims c = acme.claims();
+    EXPECT_EQ(chat_on(i, acme.mint(c)).error_code(), "store_unavailable");
+    refused.push_back(c.jti);
+  }
+  EXPECT_EQ(journal_entries(), 2);
   postgres.start();
   callbacks.answer_with(204);
   for (int i = 0; i < 4; ++i) {
     // A fresh key per attempt: a use taken while the database was still unreachable is gone.
-    std::string served;
     EXPECT_TRUE(eventually(
         [&] {
           Claims c = acme.claims();
-          if (chat_on(i, acme.mint(c)).status != 200) return false;
-          served = c.jti;
-          return true;
+          const HttpResponse r = chat_on(i, acme.mint(c));
+          (r.status == 200 ? served : refused).push_back(c.jti);
+          return r.status == 200;
         },
         scaled(10s)));
-    if (!served.empty()) jtis.push_back(served);
   }
-  ASSERT_TRUE(callbacks.wait_acknowledged(jtis.size(), scaled(20s)));
+  const std::size_t events = served.size() + refused.size();
+  ASSERT_TRUE(callbacks.wait_acknowledged(events, scaled(20s)))
+      << callbacks.distinct_acknowledged() << " of " << events;
+  for (const auto& [jtis, status] : {std::pair{&served, "ok"}, std::pair{&refused, "interrupted"}}) {
+    for (const std::string& jti : *jtis) {
+      auto event = callbacks.wait_event(jti, 1, 1s);
+      ASSERT_TRUE(event.has_value()) << jti;
+      EXPECT_EQ(event->at("status").as_string(), status) << jti;
+    }
+  }
+  EXPECT_TRUE(eventually([&] { return journal_entries() == 0; }, scaled(5s)));
+  EXPECT_EQ(metric(server->metrics(), "dynaseal_outbox_journal_replayed_total") +
+                metric(second->metrics(), "dynaseal_outbox_journal_replayed_total"),
+            static_cast<double>(refused.size()));
+}
+
+TEST_F(ReplicasOnOwnPostgres, AReplicaKilledBetweenTakingAUseAndRecordingItStillReportsIt) {
+  // The outbox locked: r1 takes each use in Redis, then waits for its record's INSERT.
+  testing::PostgresSession locker(postgres.url());
+  locker.exec("BEGIN");
+  locker.exec("LOCK TABLE outbox IN EXCLUSIVE MODE");
+  constexpr int kRequests = 6;
+  std::vector<std::string> jtis, tokens;
+  std::vector<std::unique_ptr<HttpConnection>> waiting;
+  for (int i = 0; i < kRequests; ++i) {
+    Claims c = acme.claims();
+    tokens.push_back(acme.mint(c));
+    auto conn = std::make_unique<HttpConnection>(server->port());
+    ASSERT_TRUE(conn->send_request("POST", "/v1/chat/completions", chat_body(),
+                                   {{"Authorization", "Bearer " + tokens.back()}}));
+    waiting.push_back(std::move(conn));
+    jtis.push_back(c.jti);
+  }
+  ASSERT_TRUE(eventually([&] { return journal_entries() == kRequests; }, scaled(10s)))
+      << journal_entries() << " uses taken";
+  server->process().signal(SIGKILL);
+  ASSERT_TRUE(server->process().wait_exit(scaled(5s)).has_value());
+  server.reset();  // killed on purpose: no clean exit to check at teardown
+  locker.exec("ROLLBACK");
+
+  // r2 reports them once they are replica_timeout (2 s) old.
+  ASSERT_TRUE(callbacks.wait_acknowledged(jtis.size(), scaled(20s)))
+      << callbacks.distinct_acknowledged() << " of " << jtis.size();
   for (const std::string& jti : jtis) {
     auto event = callbacks.wait_event(jti, 1, 1s);
     ASSERT_TRUE(event.has_value()) << jti;
-    EXPECT_EQ(event->at("status").as_string(), "ok");
+    EXPECT_EQ(event->at("status").as_string(), "interrupted");
+    EXPECT_EQ(event->at("use").as_int64(), 1);
   }
+  std::this_thread::sleep_for(scaled(500ms));
+  std::map<std::string, std::string> bodies;
+  for (const ReceivedCallback& c : callbacks.received()) {
+    if (c.answered / 100 != 2) continue;
+    auto [it, fresh] = bodies.emplace(c.id, c.body);
+    if (!fresh) EXPECT_EQ(it->second, c.body) << c.id << " redelivered with another body";
+  }
+  EXPECT_EQ(bodies.size(), jtis.size());
+  EXPECT_EQ(metric(second->metrics(), "dynaseal_outbox_journal_replayed_total"), kRequests);
+  EXPECT_EQ(journal_entries(), 0);
+  EXPECT_EQ(engine->stats().at("requests").as_int64(), 0) << "nothing was served";
+  // The uses stay spent, and r2 serves new keys.
+  EXPECT_EQ(chat_on(1, tokens[0]).error_code(), "uses_exhausted");
+  EXPECT_EQ(chat_on(1, acme.mint()).status, 200u);
 }
 
 }  // namespace

@@ -23,13 +23,24 @@ std::string schema_name() {
 
 }  // namespace
 
-void postgres_exec(const std::string& url, const std::string& sql) {
+PostgresSession::PostgresSession(const std::string& url) {
   std::string message;
   auto db = store::Postgres::connect(url, {.application_name = "dynaseal-test"}, &message);
   if (!db) throw std::runtime_error("postgres test helper: " + message);
-  if (!db->exec(sql)) {
-    throw std::runtime_error("postgres test helper: `" + sql + "` failed: " + db->error_message());
+  db_ = std::make_unique<store::Postgres>(std::move(*db));
+}
+
+PostgresSession::~PostgresSession() = default;
+
+void PostgresSession::exec(const std::string& sql) {
+  if (!db_->exec(sql)) {
+    throw std::runtime_error("postgres test helper: `" + sql + "` failed: " +
+                             db_->error_message());
   }
+}
+
+void postgres_exec(const std::string& url, const std::string& sql) {
+  PostgresSession(url).exec(sql);
 }
 
 std::string fresh_postgres_url(const std::string& server_url) {

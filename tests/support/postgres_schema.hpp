@@ -10,7 +10,12 @@
 //   auto store = PostgresServerStore::open(url, &message);
 #pragma once
 
+#include <memory>
 #include <string>
+
+namespace dynaseal::store {
+class Postgres;
+}
 
 namespace dynaseal::testing {
 
@@ -22,5 +27,24 @@ std::string fresh_postgres_url(const std::string& server_url);
 // Runs SQL (no parameters) on `url`; throws with PostgreSQL's message when it fails. For tests
 // that tamper with a database behind a store's back.
 void postgres_exec(const std::string& url, const std::string& sql);
+
+// One connection kept open, for statements that must hold something (a transaction, a lock)
+// while the test does other things:
+//
+//   PostgresSession locker(url);
+//   locker.exec("BEGIN");
+//   locker.exec("LOCK TABLE outbox IN EXCLUSIVE MODE");   // writers wait from here
+//   locker.exec("ROLLBACK");
+class PostgresSession {
+ public:
+  explicit PostgresSession(const std::string& url);  // throws when it cannot connect
+  ~PostgresSession();
+  PostgresSession(const PostgresSession&) = delete;
+  PostgresSession& operator=(const PostgresSession&) = delete;
+  void exec(const std::string& sql);  // throws with PostgreSQL's message
+
+ private:
+  std::unique_ptr<store::Postgres> db_;
+};
 
 }  // namespace dynaseal::testing

@@ -60,7 +60,17 @@ std::unique_ptr<SqliteServerStore> SqliteServerStore::open(const std::filesystem
     if (message->empty()) *message = db->error_message();
     return nullptr;
   }
-  return std::unique_ptr<SqliteServerStore>(new SqliteServerStore(std::move(*db)));
+  auto store = std::unique_ptr<SqliteServerStore>(new SqliteServerStore(std::move(*db)));
+  // Requests wait for their outbox commits: checkpoints (and their fsyncs) go elsewhere.
+  if (path != ":memory:") {
+    try {
+      store->checkpointer_ = std::make_unique<SqliteCheckpointer>(store->db_, path);
+    } catch (const std::exception& e) {
+      *message = e.what();
+      return nullptr;
+    }
+  }
+  return store;
 }
 
 Result<std::vector<OutboxWriteResult>> SqliteServerStore::apply(

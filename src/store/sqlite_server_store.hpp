@@ -10,6 +10,7 @@
 
 #include "store/server_store.hpp"
 #include "store/sqlite.hpp"
+#include "store/sqlite_checkpointer.hpp"
 
 namespace dynaseal::store {
 
@@ -42,6 +43,7 @@ class SqliteServerStore final : public ServerStore {
   OutboxWriteResult apply_one(const OutboxWrite& write);
 
   Sqlite db_;
+  std::unique_ptr<SqliteCheckpointer> checkpointer_;  // after db_: destroyed before it
 };
 
 }  // namespace dynaseal::store

@@ -47,6 +47,11 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   const UpstreamConfig* upstream = ctx_.router.route(body->model);
   if (upstream == nullptr) co_return co_await reject(ex, outcome, Error::model_not_found);
 
+  // The outbox database refuses writes: refuse before the use is spent (outbox.hpp, admit).
+  if (!ctx_.outbox.admit()) {
+    ctx_.metrics.store_error();
+    co_return co_await reject(ex, outcome, Error::store_unavailable);
+  }
   // Everything that could refuse without side effects has passed: take the use. The store
   // journals the event that reports it as interrupted along with it, so the use is reported
   // even if this server dies before the outbox has its record (async_use_store.hpp).

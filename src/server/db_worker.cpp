@@ -105,6 +105,7 @@ void DbWorker::loop() {
 
 void DbWorker::commit(Batch& batch, Batch& retry) {
   auto results = store_->apply(batch.writes);
+  failing_.store(!results, std::memory_order_relaxed);
   if (results) {
     for (std::size_t i = 0; i < batch.writes.size(); ++i) {
       if (batch.dones[i]) batch.dones[i]((*results)[i]);

@@ -18,6 +18,7 @@
 //   db.stop();   // flushes queued writes, runs queued tasks, joins
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -53,6 +54,9 @@ class DbWorker {
   void run(Task task);
   // Flushes, runs what is queued, and ends the thread. Idempotent.
   void stop();
+
+  // Whether the last transaction failed (the database refuses writes). Lock-free.
+  bool failing() const { return failing_.load(std::memory_order_relaxed); }
 
   // Completes, on the awaiting coroutine's executor, once the write is committed.
   asio::awaitable<store::OutboxWriteResult> write_durable(store::OutboxWrite write);
@@ -97,6 +101,7 @@ class DbWorker {
   std::vector<Task> tasks_;
   bool stopping_ = false;
   bool sleeping_ = false;  // the worker waits on wake_: only then is a notify needed
+  std::atomic<bool> failing_{false};
   std::thread thread_;
 };
 

@@ -330,6 +330,9 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
                                            std::string interrupted_body) {
   auto result = co_await db_.write_durable(open_write(record, std::move(interrupted_body), owner_));
   if (!result) co_return Result<void>{};
+  if (*result != Error::conflict) {
+    next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
+  }
   co_return Unexpected(*result == Error::conflict ? Error::conflict : Error::store_unavailable);
 }
 
@@ -342,6 +345,14 @@ void Outbox::finish(const UsageRecord& record) {
         if (!r) return d->poke();
         spdlog::error("outbox: cannot finalize event {}: {}", id, to_string(*r));
       });
+}
+
+bool Outbox::admit() {
+  if (!db_.failing()) return true;
+  const std::int64_t now = unix_ms();
+  std::int64_t next = next_probe_ms_.load(std::memory_order_relaxed);
+  return now >= next && next_probe_ms_.compare_exchange_strong(next, now + kProbeEvery.count(),
+                                                                std::memory_order_relaxed);
 }
 
 void Outbox::start(bool watch_replicas, store::AsyncUseStore* uses) {

@@ -65,6 +65,14 @@ class Outbox {
   // The final record; never blocks, durable within one commit.
   void finish(const UsageRecord& record);
 
+  // Whether a request may take a use now. While the database refuses writes, a request that
+  // took a use could not record it (it would be refused, and its use reported as interrupted
+  // only later, from the use store's journal): so from a failed open on, one request every
+  // kProbeEvery goes ahead, to find out whether the database is back, and the others are
+  // refused before they spend anything. Lock-free.
+  bool admit();
+  static constexpr std::chrono::milliseconds kProbeEvery{250};
+
   // watch_replicas: heartbeat and take over silent replicas' records (replica_liveness.hpp);
   // only where replicas share the database. `uses`: replay its journal (use_journal.hpp) when
   // it keeps one; it must outlive stop().
@@ -83,6 +91,7 @@ class Outbox {
   struct Dispatcher;
   DbWorker& db_;
   std::string owner_;
+  std::atomic<std::int64_t> next_probe_ms_{0};
   std::unique_ptr<Dispatcher> dispatcher_;
 };
 

@@ -84,8 +84,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   }
   record.use = grant->use;
   // Durable before the engine sees the request: a crash from here on still yields an event.
-  if (auto opened = co_await ctx_.outbox.open(record, interrupted.with_use(record.use));
-      !opened) {
+  if (auto opened = co_await ctx_.outbox.open(record, interrupted.with_use(record.use)); !opened) {
     // conflict: this use of the key was recorded before (before a restart of the server,
     // which the in-memory use store does not remember, or before Redis lost its state, or
     // from the journal by a replica that took this one for dead): refused, as the use is gone.
@@ -98,9 +97,9 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   co_await forward(ex, *body, *upstream, std::min(*cap, grant->granted_tokens), record, outcome);
   record.finished_at_ms = unix_ms();
 
-  auto settled = co_await ctx_.uses.settle(claims.iss, claims.jti, grant->use,
-                                           grant->granted_tokens, record.usage.total(),
-                                           unix_ms() / 1000);
+  auto settled =
+      co_await ctx_.uses.settle(claims.iss, claims.jti, grant->use, grant->granted_tokens,
+                                record.usage.total(), unix_ms() / 1000);
   if (!settled) {
     // The reservation stays: the key's budget is under-used, never over-used.
     ctx_.metrics.store_error();

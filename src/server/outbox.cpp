@@ -352,7 +352,7 @@ bool Outbox::admit() {
   const std::int64_t now = unix_ms();
   std::int64_t next = next_probe_ms_.load(std::memory_order_relaxed);
   return now >= next && next_probe_ms_.compare_exchange_strong(next, now + kProbeEvery.count(),
-                                                                std::memory_order_relaxed);
+                                                               std::memory_order_relaxed);
 }
 
 void Outbox::start(bool watch_replicas, store::AsyncUseStore* uses) {
@@ -366,8 +366,8 @@ void Outbox::start(bool watch_replicas, store::AsyncUseStore* uses) {
   }
   if (uses != nullptr && uses->journals()) {
     asio::co_spawn(d.io,
-                   replay_journal(*uses, db_, d.backends, owner_, d.options, d.journal,
-                                  d.stopping, [&d](std::int64_t n) { d.replayed(n); }),
+                   replay_journal(*uses, db_, d.backends, owner_, d.options, d.journal, d.stopping,
+                                  [&d](std::int64_t n) { d.replayed(n); }),
                    asio::detached);
   }
   d.thread = std::thread([&d] { d.io.run(); });

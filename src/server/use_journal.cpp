@@ -107,8 +107,8 @@ asio::awaitable<void> replay_journal(store::AsyncUseStore& uses, DbWorker& db,
     for (const auto& [id, backend] : backends.snapshot()->backends) issuers.push_back(id);
     const std::int64_t consumed_by =
         (unix_ms() - options.replica_timeout.count()) / 1000;  // whole seconds, rounded down
-    JournalPass pass = co_await replay_journal_once(uses, db, std::move(issuers), owner,
-                                                    consumed_by);
+    JournalPass pass =
+        co_await replay_journal_once(uses, db, std::move(issuers), owner, consumed_by);
     if (stopping) break;
     if (pass.replayed > 0) {
       spdlog::warn("journal: {} consumed uses had no record: reported as interrupted",

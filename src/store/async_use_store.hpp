@@ -103,17 +103,16 @@ class InlineUseStore final : public AsyncUseStore {
   explicit InlineUseStore(UseStore& store) : store_(store) {}
 
   asio::awaitable<Result<UseGrant>> consume(const ConsumeRequest& req, std::int64_t now) override;
-  asio::awaitable<Result<void>> settle(std::string_view iss, std::string_view jti,
-                                       std::int64_t use, std::int64_t granted_tokens,
-                                       std::int64_t actual_tokens, std::int64_t now) override;
+  asio::awaitable<Result<void>> settle(std::string_view iss, std::string_view jti, std::int64_t use,
+                                       std::int64_t granted_tokens, std::int64_t actual_tokens,
+                                       std::int64_t now) override;
   asio::awaitable<Result<void>> revoke_jti(std::string_view iss, std::string_view jti,
                                            std::int64_t until, std::int64_t now) override;
   asio::awaitable<Result<void>> revoke_sub(std::string_view iss, std::string_view sub,
                                            std::int64_t revoked_at, std::int64_t until,
                                            std::int64_t now) override;
   // No journal: the uses themselves are forgotten with the process.
-  asio::awaitable<Result<JournalPage>> journal(std::string_view iss,
-                                               std::uint64_t cursor) override;
+  asio::awaitable<Result<JournalPage>> journal(std::string_view iss, std::uint64_t cursor) override;
   asio::awaitable<Result<void>> forget(std::string_view iss, std::string_view jti,
                                        std::int64_t use) override;
   bool journals() const override { return false; }

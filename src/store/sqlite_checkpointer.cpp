@@ -1,12 +1,12 @@
 #include "store/sqlite_checkpointer.hpp"
 
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 namespace dynaseal::store {
 namespace {
@@ -22,8 +22,7 @@ Sqlite open_second(const std::filesystem::path& path) {
 
 }  // namespace
 
-SqliteCheckpointer::SqliteCheckpointer(Sqlite& db, const std::filesystem::path& path,
-                                       int wal_pages)
+SqliteCheckpointer::SqliteCheckpointer(Sqlite& db, const std::filesystem::path& path, int wal_pages)
     : db_(db), own_(open_second(path)), wal_pages_(wal_pages) {
   thread_ = std::thread([this] { loop(); });
   sqlite3_wal_hook(db_.handle(), &SqliteCheckpointer::on_commit, this);  // auto-checkpoint off
@@ -73,8 +72,8 @@ void SqliteCheckpointer::loop() {
     due_ = false;
     lock.unlock();
     int log = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(own_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                             &log, &copied);
+    const int rc =
+        sqlite3_wal_checkpoint_v2(own_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
       spdlog::warn("sqlite checkpoint failed: {}", own_.error_message());
     }

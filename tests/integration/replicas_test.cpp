@@ -395,7 +395,8 @@ TEST_F(ReplicasOnOwnPostgres, CallbacksQueuedBeforeAPostgresRestartAreDeliveredA
   const std::size_t events = served.size() + refused.size();
   ASSERT_TRUE(callbacks.wait_acknowledged(events, scaled(20s)))
       << callbacks.distinct_acknowledged() << " of " << events;
-  for (const auto& [jtis, status] : {std::pair{&served, "ok"}, std::pair{&refused, "interrupted"}}) {
+  for (const auto& [jtis, status] :
+       {std::pair{&served, "ok"}, std::pair{&refused, "interrupted"}}) {
     for (const std::string& jti : *jtis) {
       auto event = callbacks.wait_event(jti, 1, 1s);
       ASSERT_TRUE(event.has_value()) << jti;

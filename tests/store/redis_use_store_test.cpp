@@ -97,9 +97,8 @@ class RedisUseStoreTest : public ::testing::Test {
     req.event_head = R"({"event_id":"x","use":)";
     // As long as a real event's: Redis keeps a hash of short values in one listpack, which
     // HSCAN returns whole.
-    req.event_tail =
-        R"(,"status":"interrupted","request_sha256":)"
-        R"("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})";
+    req.event_tail = R"(,"status":"interrupted","request_sha256":)"
+                     R"("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})";
     return req;
   }
 
@@ -207,8 +206,8 @@ TEST_F(RedisUseStoreTest, JournalsEachUseWithItsEventUntilItIsSettledOrForgotten
     const JournalEntry& e = journal.entries[static_cast<std::size_t>(use - 1)];
     EXPECT_EQ(e.jti, "journal-key-0001");
     EXPECT_EQ(e.use, use);
-    EXPECT_EQ(e.event, std::string(req.event_head) + std::to_string(use) +
-                           std::string(req.event_tail));
+    EXPECT_EQ(e.event,
+              std::string(req.event_head) + std::to_string(use) + std::string(req.event_tail));
     EXPECT_LE(std::abs(e.consumed_at - redis_now), 1);
   }
   EXPECT_TRUE(whole_journal(*store, "other-issuer").entries.empty());  // per issuer
@@ -258,9 +257,10 @@ TEST_F(RedisUseStoreTest, ReportsJournalEntriesItCannotReadAndLeavesThemAlone) {
   RawRedis raw(testing::shared_redis_url());
   auto store = make(testing::shared_redis_url());
   const std::string journal = redis_journal_key(prefix_, "acme");
-  raw.command({"HSET", journal, "no-use-here", "1 {}", "key.0", "1 {}", "key.-1", "1 {}",
-               "key.x1", "1 {}", "key.7", "-5 {}", "key.8", "1", "key.9", "1 ", "key.10",
-               "soon {}", "key.11", "99999999999999999999 {}"});
+  raw.command({"HSET",  journal,  "no-use-here", "1 {}",   "key.0",
+               "1 {}",  "key.-1", "1 {}",        "key.x1", "1 {}",
+               "key.7", "-5 {}",  "key.8",       "1",      "key.9",
+               "1 ",    "key.10", "soon {}",     "key.11", "99999999999999999999 {}"});
   ASSERT_TRUE(consume(*store, journaled(key("journal-key-0004", now_)), now_));
   const auto page = whole_journal(*store, "acme");
   ASSERT_EQ(page.entries.size(), 1u);
@@ -322,8 +322,9 @@ TEST_F(RedisUseStoreTest, FailsClosedOnStateItDidNotWrite) {
     EXPECT_EQ(consume(*store, key(jti, now_), now_).error(), Error::store_unavailable) << jti;
   }
   EXPECT_FALSE(store->healthy());
-  EXPECT_EQ(run_awaitable(context_, store->settle("acme", "corrupt-key-00003", 1, 1, 1, now_)).error(),
-            Error::store_unavailable);
+  EXPECT_EQ(
+      run_awaitable(context_, store->settle("acme", "corrupt-key-00003", 1, 1, 1, now_)).error(),
+      Error::store_unavailable);
   EXPECT_TRUE(consume(*store, key("good-key-00000001", now_), now_));
   EXPECT_TRUE(store->healthy());
   // A subject revocation without its revoked_at.

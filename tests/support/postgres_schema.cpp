@@ -34,8 +34,7 @@ PostgresSession::~PostgresSession() = default;
 
 void PostgresSession::exec(const std::string& sql) {
   if (!db_->exec(sql)) {
-    throw std::runtime_error("postgres test helper: `" + sql + "` failed: " +
-                             db_->error_message());
+    throw std::runtime_error("postgres test helper: `" + sql + "` failed: " + db_->error_message());
   }
 }
 

@@ -41,6 +41,22 @@ TEST(Usage, WritesTheCallbackBodyOfDesign) {
   EXPECT_EQ(body.at("ctx").as_string(), "order-7");
 }
 
+TEST(Usage, CutsTheBodyAroundTheUseSoThatAStoreCanNumberIt) {
+  // Hostile bytes in the strings must not move the cut: it sits after event_id, always.
+  UsageRecord r = record(R"(evt,"use":0,"x\)");
+  const UsageEventJson parts = usage_event_json_around_use(r);
+  EXPECT_TRUE(parts.head.ends_with(R"(,"use":)")) << parts.head;
+  EXPECT_TRUE(parts.tail.starts_with(R"(,"server":)")) << parts.tail;
+  for (std::int64_t use : {1LL, 42LL, 9223372036854775807LL}) {
+    r.use = use;
+    EXPECT_EQ(parts.with_use(use), usage_event_json(r));
+    const auto body = boost::json::parse(parts.with_use(use)).as_object();
+    EXPECT_EQ(body.at("use").as_int64(), use);
+    EXPECT_EQ(body.at("event_id").as_string(), R"(evt,"use":0,"x\)");
+    EXPECT_EQ(body.at("ctx").as_string(), "order-7");
+  }
+}
+
 TEST(Usage, ReadsUsageOnlyWhenWellFormed) {
   auto usage = [](std::string_view json) {
     return read_usage(boost::json::parse(json).as_object());

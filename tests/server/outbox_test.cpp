@@ -61,18 +61,22 @@ TEST(Outbox, DescribesAnInterruptedRequestWithoutUsage) {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
-// Counts transactions, to see writes grouped.
+// Counts transactions, to see writes grouped; refuses them while `refusing` is set.
 class CountingStore final : public store::ServerStore {
  public:
-  explicit CountingStore(std::unique_ptr<store::ServerStore> inner) : inner_(std::move(inner)) {}
+  explicit CountingStore(std::unique_ptr<store::ServerStore> inner,
+                         milliseconds delay = milliseconds(5))
+      : inner_(std::move(inner)), delay_(delay) {}
   std::atomic<int> transactions{0};
   std::atomic<std::size_t> largest{0};
+  std::atomic<bool> refusing{false};
 
   Result<std::vector<store::OutboxWriteResult>> apply(
       const std::vector<store::OutboxWrite>& writes) override {
     transactions++;
     if (writes.size() > largest) largest = writes.size();
-    std::this_thread::sleep_for(milliseconds(5));  // a slow disk: writes pile up meanwhile
+    std::this_thread::sleep_for(delay_);  // a slow disk: writes pile up meanwhile
+    if (refusing) return Unexpected(Error::store_unavailable);
     return inner_->apply(writes);
   }
   Result<std::vector<store::OutboxEvent>> claim_due(std::string_view iss, std::int64_t now,
@@ -108,6 +112,7 @@ class CountingStore final : public store::ServerStore {
 
  private:
   std::unique_ptr<store::ServerStore> inner_;
+  milliseconds delay_;
 };
 
 // Outside the coroutine: GCC 12 miscompiles braced aggregates of strings inside coroutines.
@@ -150,6 +155,51 @@ TEST(DbWorker, GroupsConcurrentWritesIntoFewTransactions) {
   auto s = f.get();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->open, kWrites);
+}
+
+UsageRecord probe_record(int i) {
+  return UsageRecord{.event_id = "probe-" + std::to_string(i), .use = 1, .iss = "acme"};
+}
+
+TEST(Outbox, AdmitsOnlyOneProbeEveryIntervalWhileTheDatabaseRefusesWrites) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  CountingStore* store = counting.get();
+  DbWorker db(std::move(counting));
+  BackendRegistry registry;
+  Metrics metrics({"demo"});
+  Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics);
+  asio::io_context io;
+  auto open = [&](int i) {
+    const UsageRecord r = probe_record(i);
+    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
+    io.restart();
+    io.run();
+    return f.get();
+  };
+
+  EXPECT_TRUE(outbox.admit());
+  ASSERT_TRUE(open(1));
+  EXPECT_TRUE(outbox.admit()) << "a healthy database admits everyone";
+  EXPECT_TRUE(outbox.admit());
+
+  store->refusing = true;
+  EXPECT_EQ(open(2).error(), Error::store_unavailable);
+  EXPECT_FALSE(outbox.admit()) << "the next probe is an interval away";
+  std::this_thread::sleep_for(Outbox::kProbeEvery + milliseconds(20));
+  EXPECT_TRUE(outbox.admit()) << "one probe";
+  EXPECT_FALSE(outbox.admit()) << "and only one";
+  EXPECT_EQ(open(3).error(), Error::store_unavailable);  // the probe finds it still down
+
+  store->refusing = false;
+  std::this_thread::sleep_for(Outbox::kProbeEvery + milliseconds(20));
+  ASSERT_TRUE(outbox.admit());
+  ASSERT_TRUE(open(4)) << "the probe finds it back";
+  EXPECT_TRUE(outbox.admit());
+  EXPECT_TRUE(outbox.admit());
 }
 
 }  // namespace

@@ -46,8 +46,15 @@ void RedisReplyFree::operator()(redisReply* reply) const { freeReplyObject(reply
 
 RedisConnection::RedisConnection(asio::any_io_executor executor,
                                  std::shared_ptr<RedisShared> shared)
+    : RedisConnection(executor, shared, shared->options.url.host, shared->options.url.port) {}
+
+RedisConnection::RedisConnection(asio::any_io_executor executor,
+                                 std::shared_ptr<RedisShared> shared, std::string host,
+                                 std::uint16_t port)
     : executor_(executor),
       shared_(std::move(shared)),
+      host_(std::move(host)),
+      port_(port),
       socket_(executor),
       resolver_(executor),
       timer_(executor),
@@ -63,16 +70,16 @@ bool RedisConnection::available() const {
 }
 
 asio::awaitable<Result<RedisReply>> RedisConnection::call(std::span<const std::string> args,
-                                                          Clock::time_point deadline) {
+                                                          Clock::time_point deadline, bool asking) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<RedisReply>)>(
-      [self = shared_from_this(), args, deadline](auto handler) {
-        self->start(args, deadline, Done(std::move(handler)));
+      [self = shared_from_this(), args, deadline, asking](auto handler) {
+        self->start(args, deadline, asking, Done(std::move(handler)));
       },
       asio::use_awaitable);
 }
 
 void RedisConnection::start(std::span<const std::string> args, Clock::time_point deadline,
-                            Done done) {
+                            bool asking, Done done) {
   if (state_ == State::closed) {
     if (Clock::now() < retry_at_ || reader_ == nullptr) {
       complete_later(std::move(done), unavailable());
@@ -80,10 +87,17 @@ void RedisConnection::start(std::span<const std::string> args, Clock::time_point
     }
     connect();
   }
+  const std::size_t mark = out_.size();
+  if (asking) {
+    static const std::string kAsking[] = {"ASKING"};
+    encode(out_, kAsking);
+  }
   if (!encode(out_, args)) {
+    out_.resize(mark);
     complete_later(std::move(done), Unexpected(Error::internal));
     return;
   }
+  if (asking) pending_.push_back(Pending{Done([](Result<RedisReply>) {}), deadline});
   pending_.push_back(Pending{std::move(done), deadline});
   watch(deadline);
   write_more();
@@ -115,14 +129,14 @@ void RedisConnection::connect() {
   auto self = shared_from_this();
   const std::uint64_t epoch = epoch_;
   boost::system::error_code ec;
-  const auto address = asio::ip::make_address(url.host, ec);
+  const auto address = asio::ip::make_address(host_, ec);
   if (!ec) {
-    socket_.async_connect({address, url.port}, [self, epoch](const boost::system::error_code& e) {
+    socket_.async_connect({address, port_}, [self, epoch](const boost::system::error_code& e) {
       self->on_connected(epoch, e);
     });
     return;
   }
-  resolver_.async_resolve(url.host, std::to_string(url.port),
+  resolver_.async_resolve(host_, std::to_string(port_),
                           [self, epoch](const boost::system::error_code& e,
                                         const asio::ip::tcp::resolver::results_type& found) {
                             if (epoch != self->epoch_) return;

@@ -78,7 +78,10 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // To the URL's host and port, or to another node of the same Redis Cluster (same password).
   RedisConnection(asio::any_io_executor executor, std::shared_ptr<RedisShared> shared);
+  RedisConnection(asio::any_io_executor executor, std::shared_ptr<RedisShared> shared,
+                  std::string host, std::uint16_t port);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -88,8 +91,10 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   // Sends `args` as one command; completes with Redis's reply (an error reply too) or with
   // store_unavailable. `args` must stay valid until the awaitable starts (it is encoded then).
+  // `asking`: ASKING goes right before it, with nothing between (a Cluster ASK redirection);
+  // its reply is not looked at (a refused ASKING shows in the command's own reply).
   asio::awaitable<Result<RedisReply>> call(std::span<const std::string> args,
-                                           Clock::time_point deadline);
+                                           Clock::time_point deadline, bool asking = false);
 
   // Drops the connection without a back-off (the owner retires it). Calls in flight fail.
   void close();
@@ -128,7 +133,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
     Clock::time_point deadline;
   };
 
-  void start(std::span<const std::string> args, Clock::time_point deadline, Done done);
+  void start(std::span<const std::string> args, Clock::time_point deadline, bool asking, Done done);
   void complete_later(Done done, Result<RedisReply> result);  // posted: never re-entrant
   void connect();
   void on_connected(std::uint64_t epoch, const boost::system::error_code& ec);
@@ -142,6 +147,8 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   asio::any_io_executor executor_;
   std::shared_ptr<RedisShared> shared_;
+  std::string host_;
+  std::uint16_t port_;
   asio::ip::tcp::socket socket_;
   asio::ip::tcp::resolver resolver_;
   asio::steady_timer timer_;

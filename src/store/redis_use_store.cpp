@@ -6,10 +6,13 @@
 #include <stdexcept>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include "store/redis_cluster.hpp"
 #include "store/redis_connections.hpp"
 #include "store/redis_keys.hpp"
 #include "store/redis_scripts.hpp"
@@ -122,29 +125,66 @@ Result<RedisReply> checked(RedisShared& shared, Result<RedisReply> reply) {
   return reply;
 }
 
-// Sends `call` on the calling io_context's connection; an error reply becomes store_unavailable.
+// A Cluster redirects a command at most this often before it counts as a failure (a MOVED to
+// the slot's new node, then an ASK during a migration, is the longest legitimate chain).
+constexpr int kMaxRedirects = 3;
+// While its slot migrates, a command on several keys that are not all on one node yet answers
+// TRYAGAIN: it is sent again after this pause, until its deadline.
+constexpr auto kTryAgainPause = std::chrono::milliseconds(20);
+
+bool is_tryagain(const redisReply& reply) {
+  return reply.type == REDIS_REPLY_ERROR && text_of(reply).starts_with("TRYAGAIN");
+}
+
+// Sends `args` for `slot` on the calling io_context's connections: to the node the slot is
+// known to live on, following MOVED (learnt for the next commands) and ASK (this one only), and
+// waiting out TRYAGAIN while the deadline allows.
+asio::awaitable<Result<RedisReply>> send(RedisConnections& connections, std::uint16_t slot,
+                                         std::span<const std::string> args,
+                                         Clock::time_point deadline) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto routes = connections.on(executor);
+  auto connection = routes->for_slot(slot);
+  bool asking = false;
+  for (int hop = 0;;) {
+    if (!connection->available()) co_return Unexpected(Error::store_unavailable);
+    auto reply = co_await connection->call(args, deadline, asking);
+    if (!reply || (*reply)->type != REDIS_REPLY_ERROR) co_return reply;
+    if (is_tryagain(**reply) && Clock::now() + kTryAgainPause < deadline) {
+      asio::steady_timer pause(executor, kTryAgainPause);
+      co_await pause.async_wait(asio::use_awaitable);
+      connection = routes->for_slot(slot);
+      asking = false;
+      hop = 0;  // a fresh attempt: the deadline bounds these
+      continue;
+    }
+    auto redirect = parse_redis_redirect(text_of(**reply));
+    if (!redirect || ++hop > kMaxRedirects) co_return reply;
+    if (!redirect->ask) routes->learn(redirect->slot, redirect->host, redirect->port);
+    connection = routes->node(redirect->host, redirect->port);
+    asking = redirect->ask;
+  }
+}
+
+// Sends `call` for `slot`; an error reply becomes store_unavailable.
 asio::awaitable<Result<RedisReply>> run_script(RedisConnections& connections,
-                                               std::chrono::milliseconds timeout, ScriptCall call) {
-  auto connection = connections.on(co_await asio::this_coro::executor);
-  if (!connection->available()) co_return Unexpected(Error::store_unavailable);
+                                               std::chrono::milliseconds timeout,
+                                               std::uint16_t slot, ScriptCall call) {
   const Clock::time_point deadline = Clock::now() + timeout;
-  auto reply = co_await connection->call(call.args, deadline);
+  auto reply = co_await send(connections, slot, call.args, deadline);
   if (reply && is_noscript(**reply)) {
     call.args[0] = "EVAL";
     call.args[1] = call.script->body;
-    reply = co_await connection->call(call.args, deadline);
+    reply = co_await send(connections, slot, call.args, deadline);
   }
   co_return checked(connections.shared(), std::move(reply));
 }
 
-// One plain command on the calling io_context's connection; an error reply becomes
-// store_unavailable.
+// One plain command for `slot`; an error reply becomes store_unavailable.
 asio::awaitable<Result<RedisReply>> run_command(RedisConnections& connections,
                                                 std::chrono::milliseconds timeout,
-                                                std::vector<std::string> args) {
-  auto connection = connections.on(co_await asio::this_coro::executor);
-  if (!connection->available()) co_return Unexpected(Error::store_unavailable);
-  auto reply = co_await connection->call(args, Clock::now() + timeout);
+                                                std::uint16_t slot, std::vector<std::string> args) {
+  auto reply = co_await send(connections, slot, args, Clock::now() + timeout);
   co_return checked(connections.shared(), std::move(reply));
 }
 
@@ -276,7 +316,8 @@ asio::awaitable<Result<UseGrant>> RedisUseStore::consume(const ConsumeRequest& r
   if (!valid_request(req)) co_return Unexpected(Error::internal);
   const std::int64_t uses = req.uses, want = req.want_tokens;
   ScriptCall call = consume_call(prefix_, req, now);
-  auto reply = co_await run_script(*connections_, timeout_, std::move(call));
+  const std::uint16_t slot = redis_slot(call.args[3]);  // the first key: EVALSHA sha n key...
+  auto reply = co_await run_script(*connections_, timeout_, slot, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_grant(**reply, uses, want, connections_->shared());
 }
@@ -286,7 +327,8 @@ asio::awaitable<Result<void>> RedisUseStore::settle(std::string_view iss, std::s
                                                     std::int64_t actual_tokens, std::int64_t now) {
   if (granted_tokens < 0 || actual_tokens < 0) co_return Unexpected(Error::internal);
   ScriptCall call = settle_call(prefix_, iss, jti, use, granted_tokens, actual_tokens, now);
-  auto reply = co_await run_script(*connections_, timeout_, std::move(call));
+  const std::uint16_t slot = redis_slot(call.args[3]);  // the first key: EVALSHA sha n key...
+  auto reply = co_await run_script(*connections_, timeout_, slot, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_done(**reply, connections_->shared());
 }
@@ -294,7 +336,8 @@ asio::awaitable<Result<void>> RedisUseStore::settle(std::string_view iss, std::s
 asio::awaitable<Result<void>> RedisUseStore::revoke_jti(std::string_view iss, std::string_view jti,
                                                         std::int64_t until, std::int64_t now) {
   ScriptCall call = revoke_jti_call(prefix_, iss, jti, until, now);
-  auto reply = co_await run_script(*connections_, timeout_, std::move(call));
+  const std::uint16_t slot = redis_slot(call.args[3]);  // the first key: EVALSHA sha n key...
+  auto reply = co_await run_script(*connections_, timeout_, slot, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_done(**reply, connections_->shared());
 }
@@ -303,7 +346,8 @@ asio::awaitable<Result<void>> RedisUseStore::revoke_sub(std::string_view iss, st
                                                         std::int64_t revoked_at, std::int64_t until,
                                                         std::int64_t now) {
   ScriptCall call = revoke_sub_call(prefix_, iss, sub, revoked_at, until, now);
-  auto reply = co_await run_script(*connections_, timeout_, std::move(call));
+  const std::uint16_t slot = redis_slot(call.args[3]);  // the first key: EVALSHA sha n key...
+  auto reply = co_await run_script(*connections_, timeout_, slot, std::move(call));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_done(**reply, connections_->shared());
 }
@@ -312,7 +356,8 @@ asio::awaitable<Result<JournalPage>> RedisUseStore::journal(std::string_view iss
                                                             std::uint64_t cursor) {
   std::vector<std::string> args{"HSCAN", redis_journal_key(prefix_, iss), std::to_string(cursor),
                                 "COUNT", "100"};
-  auto reply = co_await run_command(*connections_, timeout_, std::move(args));
+  const std::uint16_t slot = redis_slot(args[1]);
+  auto reply = co_await run_command(*connections_, timeout_, slot, std::move(args));
   if (!reply) co_return Unexpected(reply.error());
   co_return read_journal_page(**reply, connections_->shared());
 }
@@ -320,7 +365,8 @@ asio::awaitable<Result<JournalPage>> RedisUseStore::journal(std::string_view iss
 asio::awaitable<Result<void>> RedisUseStore::forget(std::string_view iss, std::string_view jti,
                                                     std::int64_t use) {
   std::vector<std::string> args{"HDEL", redis_journal_key(prefix_, iss), journal_field(jti, use)};
-  auto reply = co_await run_command(*connections_, timeout_, std::move(args));
+  const std::uint16_t slot = redis_slot(args[1]);
+  auto reply = co_await run_command(*connections_, timeout_, slot, std::move(args));
   if (!reply) co_return Unexpected(reply.error());
   if ((*reply)->type != REDIS_REPLY_INTEGER) {
     co_return Unexpected(refused(connections_->shared(), "unexpected reply to HDEL").error());
@@ -329,11 +375,11 @@ asio::awaitable<Result<void>> RedisUseStore::forget(std::string_view iss, std::s
 }
 
 asio::awaitable<void> RedisUseStore::release() {
-  connections_->on(co_await asio::this_coro::executor)->close();
+  connections_->on(co_await asio::this_coro::executor)->close_all();
 }
 
 asio::awaitable<bool> RedisUseStore::check() {
-  auto connection = connections_->on(co_await asio::this_coro::executor);
+  auto connection = connections_->on(co_await asio::this_coro::executor)->seed();
   if (connection->available()) {
     const std::vector<std::string> ping(1, "PING");
     auto reply = co_await connection->call(ping, Clock::now() + timeout_);

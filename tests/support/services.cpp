@@ -49,6 +49,10 @@ std::string shared_redis_url() {
   return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "redis/url");
 }
 
+std::string shared_redis_cluster_url() {
+  return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "cluster/url");
+}
+
 std::string shared_postgres_url() {
   return read_line(fs::path(DYNASEAL_TEST_SERVICES_DIR) / "postgres/url");
 }
@@ -62,6 +66,27 @@ RedisServer::~RedisServer() {
   } catch (const std::exception&) {
   }
   fs::remove_all(dir_, ignored);
+}
+
+RedisCluster::RedisCluster() : dir_(make_temp_dir("dynaseal-cluster")) {
+  run_script("cluster start " + dir_.string());
+}
+
+RedisCluster::~RedisCluster() {
+  std::error_code ignored;
+  try {
+    run_script("cluster stop " + dir_.string());
+  } catch (const std::exception&) {
+  }
+  fs::remove_all(dir_, ignored);
+}
+
+std::string RedisCluster::url() const { return read_line(dir_ / "url"); }
+
+std::vector<std::string> RedisCluster::node_urls() const {
+  std::vector<std::string> urls;
+  for (int i = 1; i <= 3; ++i) urls.push_back(read_line(dir_ / ("n" + std::to_string(i)) / "url"));
+  return urls;
 }
 
 std::string RedisServer::url() const { return read_line(dir_ / "url"); }

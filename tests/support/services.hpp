@@ -16,10 +16,13 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace dynaseal::testing {
 
 std::string shared_redis_url();
+// Node 1 of a Redis Cluster of three masters (each owns a third of the slots).
+std::string shared_redis_cluster_url();
 // postgresql://postgres@127.0.0.1:PORT/postgres (trust authentication, loopback only).
 std::string shared_postgres_url();
 
@@ -36,6 +39,21 @@ class RedisServer {
   void stop();    // SIGTERM; its data is gone (nothing is persisted)
   void pause();   // SIGSTOP: connections stay open, nothing answers
   void resume();  // SIGCONT
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// A Redis Cluster of its own: three masters, no replicas, all slots covered.
+class RedisCluster {
+ public:
+  RedisCluster();  // started, cluster_state:ok
+  ~RedisCluster();
+  RedisCluster(const RedisCluster&) = delete;
+  RedisCluster& operator=(const RedisCluster&) = delete;
+
+  std::string url() const;                     // node 1's
+  std::vector<std::string> node_urls() const;  // nodes 1 to 3
 
  private:
   std::filesystem::path dir_;

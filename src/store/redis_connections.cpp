@@ -108,6 +108,10 @@ void RedisRoutes::learn(std::uint16_t slot, const std::string& host, std::uint16
   slots_[slot] = index;
 }
 
+void RedisRoutes::unlearn(std::uint16_t slot) {
+  if (!slots_.empty()) slots_[slot] = 0;
+}
+
 void RedisRoutes::close_all() {
   seed_->close();
   for (auto& [name, connection] : nodes_) connection->close();

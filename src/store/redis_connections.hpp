@@ -45,6 +45,9 @@ class RedisRoutes {
   std::shared_ptr<RedisConnection> node(const std::string& host, std::uint16_t port);
   // From now on, `slot` lives on host:port (a MOVED reply).
   void learn(std::uint16_t slot, const std::string& host, std::uint16_t port);
+  // The node learnt for `slot` cannot be reached: ask the seed again (after a failover, it
+  // answers MOVED to the slot's new node).
+  void unlearn(std::uint16_t slot);
   // Closes every connection (they reconnect on their next call).
   void close_all();
 

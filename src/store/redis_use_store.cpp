@@ -147,9 +147,13 @@ asio::awaitable<Result<RedisReply>> send(RedisConnections& connections, std::uin
   auto connection = routes->for_slot(slot);
   bool asking = false;
   for (int hop = 0;;) {
-    if (!connection->available()) co_return Unexpected(Error::store_unavailable);
-    auto reply = co_await connection->call(args, deadline, asking);
-    if (!reply || (*reply)->type != REDIS_REPLY_ERROR) co_return reply;
+    Result<RedisReply> reply = Unexpected(Error::store_unavailable);
+    if (connection->available()) reply = co_await connection->call(args, deadline, asking);
+    if (!reply) {
+      if (connection != routes->seed()) routes->unlearn(slot);  // failed over, perhaps
+      co_return reply;
+    }
+    if ((*reply)->type != REDIS_REPLY_ERROR) co_return reply;
     if (is_tryagain(**reply) && Clock::now() + kTryAgainPause < deadline) {
       asio::steady_timer pause(executor, kTryAgainPause);
       co_await pause.async_wait(asio::use_awaitable);

@@ -6,6 +6,10 @@
 // issuer, so Redis Cluster runs each script on one node; hostile iss/jti/sub bytes cannot
 // collide or reach another issuer's keys).
 //
+// Redis Cluster: the URL may name any node. Commands go to the node that owns their slot, as
+// learnt from MOVED replies; ASK sends one command to the importing node after ASKING; TRYAGAIN
+// (a migration splits a script's keys) is retried every 20 ms until the timeout.
+//
 // Connections: one per calling io_context, created on its first call from that io_context and
 // driven by it (store/redis_connection.hpp): the coroutines of one worker thread pipeline their
 // scripts over it, with no thread and no lock on the request path (a thread-local cache finds

@@ -240,5 +240,32 @@ TEST_F(OwnCluster, FollowsAnAskAndWaitsOutTryagainWhileItsSlotIsMigrating) {
   EXPECT_EQ(run_awaitable(context_, uses->consume(req, now_))->use, 2);
 }
 
+TEST_F(OwnCluster, ForgetsANodeItCannotReachAndAsksTheEntryPointAgain) {
+  auto uses = store();
+  // An issuer whose slot lives on node 2 or 3, not on the entry point (node 1).
+  std::string iss;
+  std::uint16_t slot = 0;
+  for (int i = 0; owner(slot) == 0 || iss.empty(); ++i) {
+    iss = "failing-over-" + std::to_string(i);
+    slot = redis_slot(redis_jti_key("dks", iss, "x"));
+  }
+  const auto req = key(iss, "cluster-key-00004");
+  ASSERT_EQ(run_awaitable(context_, uses->consume(req, now_))->use, 1);  // learns the node
+  const std::size_t gone = owner(slot);
+  const std::size_t heir = gone == 1 ? 2 : 1;
+  move_slot(nodes_, ids_, slot, gone, heir, /*finish=*/true);  // as a failover would
+  try {
+    nodes_[gone].command({"SHUTDOWN", "NOSAVE"});
+  } catch (const std::runtime_error&) {
+    // the node closes the connection instead of answering: the expected end
+  }
+  // The first call still goes to the lost node and fails closed; it forgets the node, so the
+  // next asks the entry point, which answers MOVED to the heir.
+  EXPECT_EQ(run_awaitable(context_, uses->consume(req, now_)).error(), Error::store_unavailable);
+  auto grant = run_awaitable(context_, uses->consume(req, now_));
+  ASSERT_TRUE(grant) << to_string(grant.error());
+  EXPECT_EQ(grant->use, 2);
+}
+
 }  // namespace
 }  // namespace dynaseal::store

@@ -376,7 +376,8 @@ TEST(Engine, CountsAClientLeavingDuringTtftAsCancelled) {
   const Reply r = client.post("/v1/chat/completions", chat_body("slow"));
   EXPECT_EQ(r.send_error, Error::upstream_timeout);
   EXPECT_TRUE(harness::eventually([&] { return engine.service().stats().cancelled == 1; }));
-  EXPECT_EQ(engine.server().in_flight(), 0u);
+  // The request is counted as cancelled before its session has finished unwinding.
+  EXPECT_TRUE(harness::eventually([&] { return engine.server().in_flight() == 0; }));
 }
 
 TEST(Engine, ServesConcurrentStreamsIndependently) {

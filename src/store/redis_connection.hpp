@@ -100,6 +100,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   void close();
 
   const asio::any_io_executor& executor() const { return executor_; }
+  const std::string& host() const { return host_; }
 
  private:
   // The awaiting coroutine's completion handler, type-erased (move-only). Called on this

@@ -88,24 +88,22 @@ const std::shared_ptr<RedisConnection>& RedisRoutes::for_slot(std::uint16_t slot
 }
 
 std::shared_ptr<RedisConnection> RedisRoutes::node(const std::string& host, std::uint16_t port) {
-  if (host.empty()) return seed_;
   std::string name = host + ":" + std::to_string(port);
   for (const auto& [known, connection] : nodes_) {
     if (known == name) return connection;
   }
+  if (nodes_.size() >= kMaxNodes) return nullptr;
   auto connection = std::make_shared<RedisConnection>(executor_, shared_, host, port);
   nodes_.emplace_back(std::move(name), connection);
   return connection;
 }
 
-void RedisRoutes::learn(std::uint16_t slot, const std::string& host, std::uint16_t port) {
-  const auto connection = node(host, port);
-  std::uint16_t index = 0;
+void RedisRoutes::learn(std::uint16_t slot, const std::shared_ptr<RedisConnection>& connection) {
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i].second == connection) index = static_cast<std::uint16_t>(i + 1);
+    if (nodes_[i].second != connection) continue;
+    if (slots_.empty()) slots_.assign(kRedisSlots, 0);
+    slots_[slot] = static_cast<std::uint16_t>(i + 1);
   }
-  if (slots_.empty()) slots_.assign(kRedisSlots, 0);
-  slots_[slot] = index;
 }
 
 void RedisRoutes::unlearn(std::uint16_t slot) {

@@ -41,10 +41,12 @@ class RedisRoutes {
   const std::shared_ptr<RedisConnection>& seed() const { return seed_; }
   // Where a command on `slot` goes: the node a MOVED named for it, or the seed.
   const std::shared_ptr<RedisConnection>& for_slot(std::uint16_t slot) const;
-  // The connection to node host:port, created on first use; an empty host is the seed's.
+  // The connection to node host:port, created on first use; null once kMaxNodes other nodes
+  // are known (a cluster has far fewer; more would be a misbehaving server's redirections).
   std::shared_ptr<RedisConnection> node(const std::string& host, std::uint16_t port);
-  // From now on, `slot` lives on host:port (a MOVED reply).
-  void learn(std::uint16_t slot, const std::string& host, std::uint16_t port);
+  static constexpr std::size_t kMaxNodes = 256;
+  // From now on, `slot` lives on `connection` (a MOVED reply; from node()).
+  void learn(std::uint16_t slot, const std::shared_ptr<RedisConnection>& connection);
   // The node learnt for `slot` cannot be reached: ask the seed again (after a failover, it
   // answers MOVED to the slot's new node).
   void unlearn(std::uint16_t slot);

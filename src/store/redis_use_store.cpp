@@ -164,8 +164,12 @@ asio::awaitable<Result<RedisReply>> send(RedisConnections& connections, std::uin
     }
     auto redirect = parse_redis_redirect(text_of(**reply));
     if (!redirect || ++hop > kMaxRedirects) co_return reply;
-    if (!redirect->ask) routes->learn(redirect->slot, redirect->host, redirect->port);
-    connection = routes->node(redirect->host, redirect->port);
+    // An empty host is the answering node's own (with the port given).
+    auto next =
+        routes->node(redirect->host.empty() ? connection->host() : redirect->host, redirect->port);
+    if (!next) co_return reply;  // redirected to one node too many: refused as it came
+    if (!redirect->ask) routes->learn(redirect->slot, next);
+    connection = std::move(next);
     asking = redirect->ask;
   }
 }

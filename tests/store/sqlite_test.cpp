@@ -2,8 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+
 #include <gtest/gtest.h>
 
+#include "store/sqlite_checkpointer.hpp"
 #include "test_support.hpp"
 
 namespace dynaseal::store {
@@ -138,6 +143,36 @@ TEST(Sqlite, ReadsSqliteUrls) {
   EXPECT_EQ(sqlite_path("sqlite::memory:", "/etc/d"), std::filesystem::path(":memory:"));
   EXPECT_FALSE(sqlite_path("sqlite:", "/etc"));
   EXPECT_FALSE(sqlite_path("postgresql://db/x", "/etc"));
+}
+
+TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "c.db";
+  auto db = Sqlite::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+  SqliteCheckpointer checkpointer(*db, path, /*wal_pages=*/8);
+  const std::string body(3000, 'x');  // most of a 4 KiB page per row
+  const auto db_size = [&] { return std::filesystem::file_size(path); };
+  const auto before = db_size();
+  EXPECT_EQ(checkpointer.completed(), 0);
+  for (int i = 0; i < 40; ++i) {
+    auto tx = db->begin();
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(db->statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
+    ASSERT_TRUE(tx->commit());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(checkpointer.completed(), 1) << "no checkpoint on the background thread";
+  EXPECT_GT(db_size(), before + 8 * 4096) << "the WAL's pages reached the database file";
+  // The connection's own automatic checkpoint is off while the checkpointer lives.
+  auto autockpt = db->prepare("PRAGMA wal_autocheckpoint");
+  ASSERT_TRUE(autockpt);
+  ASSERT_TRUE(*autockpt->step());
+  EXPECT_EQ(autockpt->int64(0), 0);
 }
 
 }  // namespace

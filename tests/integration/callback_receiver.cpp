@@ -1,5 +1,6 @@
 #include "callback_receiver.hpp"
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -74,6 +75,18 @@ std::size_t CallbackReceiver::distinct_acknowledged() const {
     if (c.answered / 100 == 2) ids.insert(c.id);
   }
   return ids.size();
+}
+
+std::vector<std::string> CallbackReceiver::ids_with_two_bodies() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, const std::string*> bodies;
+  std::set<std::string> twice;
+  for (const auto& c : received_) {
+    if (c.answered / 100 != 2) continue;
+    auto [it, fresh] = bodies.emplace(c.id, &c.body);
+    if (!fresh && *it->second != c.body) twice.insert(c.id);
+  }
+  return {twice.begin(), twice.end()};
 }
 
 bool CallbackReceiver::wait_acknowledged(std::size_t n, std::chrono::milliseconds timeout) const {

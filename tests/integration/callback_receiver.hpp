@@ -48,6 +48,9 @@ class CallbackReceiver {
   // Waits until `n` distinct webhook-ids were acknowledged.
   bool wait_acknowledged(std::size_t n, std::chrono::milliseconds timeout) const;
   std::size_t distinct_acknowledged() const;
+  // The webhook-ids acknowledged with two different bodies (delivery is at least once, but a
+  // redelivery must carry the same bytes): empty when every id kept its body.
+  std::vector<std::string> ids_with_two_bodies() const;
 
  private:
   mutable std::mutex mutex_;

@@ -167,7 +167,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
 OutboxOptions read_outbox(const toml::table& t) {
   const Reader r(t, "outbox");
   r.only({"retry_base_ms", "retry_max_delay", "max_age", "retention", "concurrency_per_backend",
-          "delivery_timeout_ms", "poll_ms", "heartbeat_ms", "replica_timeout"});
+          "delivery_timeout_ms", "poll_ms", "heartbeat_ms", "replica_timeout", "open_log"});
   OutboxOptions o;
   auto ms = [&](std::string_view key, milliseconds fallback, std::int64_t min, std::int64_t max) {
     return milliseconds(r.integer(key, fallback.count(), min, max));
@@ -185,6 +185,7 @@ OutboxOptions read_outbox(const toml::table& t) {
   o.poll = ms("poll_ms", o.poll, 10, 60'000);
   o.heartbeat = ms("heartbeat_ms", o.heartbeat, 100, 60'000);
   o.replica_timeout = secs("replica_timeout", o.replica_timeout, 1, 86400);
+  o.open_log = r.boolean("open_log", o.open_log);
   if (o.replica_timeout < 2 * o.heartbeat)
     r.fail("replica_timeout", "must be at least 2 heartbeats");
   if (o.retry_max_delay < o.retry_base) r.fail("retry_max_delay", "is below retry_base_ms");
@@ -202,6 +203,13 @@ ServerConfig parse_server_config(std::string_view text, const std::filesystem::p
   if (const toml::node* outbox = table.get("outbox")) {
     if (!outbox->is_table()) top.fail("outbox", "expected an [outbox] table");
     c.outbox = read_outbox(*outbox->as_table());
+  }
+  // A restarted server learns from its outbox which uses of live keys were taken (the memory
+  // store forgets them): delivered records must outlive every key that may still be used.
+  const std::int64_t key_lifetime = c.policy.max_ttl + 2 * c.policy.leeway;
+  if (c.outbox.retention < std::chrono::seconds(key_lifetime)) {
+    top.fail("outbox", "retention must be at least max_key_ttl + 2 * leeway (" +
+                           std::to_string(key_lifetime) + " s)");
   }
 
   std::set<std::string> names, models, backend_ids;

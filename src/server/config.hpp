@@ -55,6 +55,9 @@ struct OutboxOptions {
   // over by the others and sent as "interrupted" (Outbox).
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds replica_timeout{std::chrono::seconds(30)};
+  // One server on SQLite with the memory use store: a request's record is made durable by an
+  // append to the open log instead of an awaited commit (server/open_log.hpp).
+  bool open_log = true;
 };
 
 struct ServerConfig {

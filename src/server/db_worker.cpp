@@ -14,25 +14,41 @@ DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store)
 
 DbWorker::~DbWorker() { stop(); }
 
+void DbWorker::Batch::push(store::OutboxWrite write, WriteDone done, bool retry) {
+  writes.push_back(std::move(write));
+  dones.push_back(std::move(done));
+  retried.push_back(retry ? 1 : 0);
+}
+
 void DbWorker::Batch::append(Batch& other) {
-  for (auto& w : other.writes) writes.push_back(std::move(w));
-  for (auto& d : other.dones) dones.push_back(std::move(d));
+  for (std::size_t i = 0; i < other.writes.size(); ++i) {
+    push(std::move(other.writes[i]), std::move(other.dones[i]), other.retried[i] != 0);
+  }
   other.clear();
 }
 
 void DbWorker::Batch::clear() {
   writes.clear();
   dones.clear();
+  retried.clear();
+}
+
+void DbWorker::write(store::OutboxWrite write, WriteDone done) {
+  const bool retry = !done;
+  queue(std::move(write), std::move(done), retry);
+}
+
+void DbWorker::write_retried(store::OutboxWrite write, WriteDone committed) {
+  queue(std::move(write), std::move(committed), true);
 }
 
 // A busy worker looks at the queue again before it sleeps, so a notify (a futex call) is needed
 // only when it is asleep: most writes under load cost no system call.
-void DbWorker::write(store::OutboxWrite write, WriteDone done) {
+void DbWorker::queue(store::OutboxWrite write, WriteDone done, bool retry) {
   bool asleep = false;
   {
     std::lock_guard lock(mutex_);
-    queued_.writes.push_back(std::move(write));
-    queued_.dones.push_back(std::move(done));
+    queued_.push(std::move(write), std::move(done), retry);
     asleep = sleeping_;
   }
   if (asleep) wake_.notify_one();
@@ -98,8 +114,10 @@ void DbWorker::loop() {
     if (last && queued_.empty() && tasks_.empty()) break;
   }
   if (!retry.empty()) {
-    spdlog::error("outbox: {} bookkeeping writes could not be stored at shutdown",
-                  retry.writes.size());
+    spdlog::error("outbox: {} writes could not be stored at shutdown", retry.writes.size());
+    for (WriteDone& done : retry.dones) {
+      if (done) done(Error::store_unavailable);
+    }
   }
 }
 
@@ -115,11 +133,10 @@ void DbWorker::commit(Batch& batch, Batch& retry) {
   spdlog::error("outbox: a transaction of {} writes failed: {}", batch.writes.size(),
                 to_string(results.error()));
   for (std::size_t i = 0; i < batch.writes.size(); ++i) {
-    if (batch.dones[i]) {
-      batch.dones[i](Error::store_unavailable);
+    if (batch.retried[i] != 0) {
+      retry.push(std::move(batch.writes[i]), std::move(batch.dones[i]), true);
     } else {
-      retry.writes.push_back(std::move(batch.writes[i]));
-      retry.dones.emplace_back();
+      batch.dones[i](Error::store_unavailable);
     }
   }
 }

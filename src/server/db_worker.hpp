@@ -9,7 +9,9 @@
 // Failure: a transaction that fails fails every write in it that has a callback (the caller
 // decides: a request refuses with store_unavailable). Writes without a callback are the
 // outbox's own bookkeeping and must not be lost: they are retried, every 200 ms, until the
-// database takes them or the worker stops (then they are logged as lost).
+// database takes them or the worker stops (then they are logged as lost). `write_retried`
+// is retried the same way and runs its callback once the write is committed (or, at stop,
+// with store_unavailable if it never was).
 //
 //   DbWorker db(std::move(store));
 //   auto result = co_await db.write_durable(store::outbox::Open{...});   // on a worker thread
@@ -50,6 +52,9 @@ class DbWorker {
 
   // Queues a write for the next transaction; `done` runs on this worker's thread after it.
   void write(store::OutboxWrite write, WriteDone done = {});
+  // Queues a write that is retried until it is committed; `committed` runs on this worker's
+  // thread then with the write's result, or at stop with store_unavailable.
+  void write_retried(store::OutboxWrite write, WriteDone committed);
   // Queues a task, run on this worker's thread after the pending writes are committed.
   void run(Task task);
   // Flushes, runs what is queued, and ends the thread. Idempotent.
@@ -85,10 +90,13 @@ class DbWorker {
   struct Batch {
     std::vector<store::OutboxWrite> writes;
     std::vector<WriteDone> dones;
+    std::vector<char> retried;  // retried until committed, whether or not it has a callback
     bool empty() const { return writes.empty(); }
+    void push(store::OutboxWrite write, WriteDone done, bool retry);
     void append(Batch& other);
     void clear();
   };
+  void queue(store::OutboxWrite write, WriteDone done, bool retry);
   void loop();
   // Commits `batch`; leaves in `retry` the writes to try again (those without a callback) when
   // the transaction failed.

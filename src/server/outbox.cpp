@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <random>
@@ -311,8 +312,10 @@ asio::awaitable<void> Outbox::Dispatcher::sweep() {
 }
 
 Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identity,
-               std::string owner, OutboxOptions options, Metrics& metrics)
-    : db_(db), owner_(std::move(owner)) {
+               std::string owner, OutboxOptions options, Metrics& metrics,
+               std::unique_ptr<OpenLog> open_log)
+    : db_(db), owner_(std::move(owner)), open_log_(std::move(open_log)) {
+  if (open_log_) replay_open_log();
   // Before any request can open a record: last run's open records are interrupted events now.
   std::promise<Result<std::int64_t>> recovered;
   db_.run([&](store::ServerStore& s) { recovered.set_value(s.recover(owner_, unix_ms())); });
@@ -326,8 +329,64 @@ Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identit
 
 Outbox::~Outbox() { stop(); }
 
+// The records a crash left in the open log go to the database (as this server's open records,
+// which recover() then turns into interrupted events); the segments go once they are committed.
+// A record the database has already is a conflict, which is fine: it was committed before the
+// crash, and its segment simply had not gone yet.
+void Outbox::replay_open_log() {
+  auto recovered = OpenLog::read(open_log_->dir());
+  if (!recovered) throw std::runtime_error("outbox: cannot read the open log");
+  if (recovered->files.empty()) return;
+  constexpr std::size_t kChunk = 1000;
+  std::size_t added = 0;
+  for (std::size_t at = 0; at < recovered->opens.size(); at += kChunk) {
+    std::vector<store::OutboxWrite> writes;
+    for (std::size_t i = at; i < std::min(at + kChunk, recovered->opens.size()); ++i) {
+      store::outbox::Open& open = recovered->opens[i];
+      open.owner = owner_;  // one server owns a SQLite file and its log
+      writes.emplace_back(std::move(open));
+    }
+    std::promise<Result<std::vector<store::OutboxWriteResult>>> applied;
+    db_.run([&](store::ServerStore& s) { applied.set_value(s.apply(writes)); });
+    auto results = applied.get_future().get();
+    if (!results) throw std::runtime_error("outbox: cannot replay the open log into the database");
+    added += static_cast<std::size_t>(
+        std::count_if(results->begin(), results->end(), [](const auto& r) { return !r; }));
+  }
+  if (added > 0 || recovered->damaged_bytes > 0) {
+    spdlog::warn(
+        "outbox: the open log held {} records the database did not have ({} damaged "
+        "bytes skipped)",
+        added, recovered->damaged_bytes);
+  }
+  for (const auto& file : recovered->files) {
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+    if (ec)
+      throw std::runtime_error("outbox: cannot remove " + file.string() + ": " + ec.message());
+  }
+}
+
 asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
                                            std::string interrupted_body) {
+  if (open_log_) {
+    // Durable once appended; the database commits it in the background (see outbox.hpp).
+    store::OutboxWrite write = open_write(record, std::move(interrupted_body), owner_);
+    auto ticket = open_log_->append(std::get<store::outbox::Open>(write));
+    if (!ticket) {
+      next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
+      co_return Unexpected(Error::store_unavailable);
+    }
+    db_.write_retried(std::move(write), [ticket = std::move(*ticket), id = record.event_id,
+                                         use = record.use](store::OutboxWriteResult r) {
+      if (!r) return;
+      if (*r == Error::store_unavailable) return ticket.keep();
+      // Not expected: the use store was restored from these records.
+      spdlog::error("outbox: the record of event {} use {} existed before: {}", id, use,
+                    to_string(*r));
+    });
+    co_return Result<void>{};
+  }
   auto result = co_await db_.write_durable(open_write(record, std::move(interrupted_body), owner_));
   if (!result) co_return Result<void>{};
   if (*result != Error::conflict) {
@@ -338,7 +397,8 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
 
 void Outbox::finish(const UsageRecord& record) {
   Dispatcher* d = dispatcher_.get();
-  db_.write(
+  // Retried while the database refuses writes: its Open (from the open log) may be waiting too.
+  db_.write_retried(
       store::outbox::Finalize{
           .key = key_of(record), .body = usage_event_json(record), .now_ms = unix_ms()},
       [d, id = record.event_id](store::OutboxWriteResult r) {

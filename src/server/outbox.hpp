@@ -16,6 +16,13 @@
 // Restart: the constructor turns this server's open records into pending `interrupted` events
 // before anything else runs, so they are delivered like any other.
 //
+// With an open log (server/open_log.hpp; one server on SQLite with the memory use store), open()
+// appends the record to the log on the request's thread and returns: the database commits it in
+// the background, retried until it does. The constructor first replays what the log holds into
+// the database, so the records of a crash are recovered like the others. A use the database
+// already holds is then never taken again (the memory store is restored from the outbox at
+// start, server_app.cpp), so open() has no conflict to report.
+//
 //   Outbox outbox(db, registry, identity, options, metrics);
 //   outbox.start(/*watch_replicas=*/false, &uses);
 //   if (auto opened = co_await outbox.open(record, interrupted_event_json(record)); !opened)
@@ -37,6 +44,7 @@
 #include "server/config.hpp"
 #include "server/db_worker.hpp"
 #include "server/metrics.hpp"
+#include "server/open_log.hpp"
 #include "server/usage.hpp"
 #include "store/async_use_store.hpp"
 
@@ -50,9 +58,9 @@ std::chrono::milliseconds retry_delay(const OutboxOptions& o, std::int64_t attem
 class Outbox {
  public:
   // Recovers this server's open records (see above); throws std::runtime_error when the
-  // database cannot be read at start.
+  // database cannot be read at start, or the open log cannot be replayed into it.
   Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identity, std::string owner,
-         OutboxOptions options, Metrics& metrics);
+         OutboxOptions options, Metrics& metrics, std::unique_ptr<OpenLog> open_log = nullptr);
   ~Outbox();
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
@@ -89,8 +97,11 @@ class Outbox {
 
  private:
   struct Dispatcher;
+  void replay_open_log();
+
   DbWorker& db_;
   std::string owner_;
+  std::unique_ptr<OpenLog> open_log_;
   std::atomic<std::int64_t> next_probe_ms_{0};
   std::unique_ptr<Dispatcher> dispatcher_;
 };

@@ -1,5 +1,6 @@
 #include "server/server_app.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -163,8 +164,45 @@ struct ServerApp::Impl {
     auto stored = load_backends(config, *store, backends);
     if (shared_db()) registry_sync = std::make_unique<RegistrySync>(backends, stored);
     db = std::make_unique<DbWorker>(std::move(store));
+    std::unique_ptr<OpenLog> open_log;
+    if (config.outbox.open_log && memory_uses && !shared_db()) {
+      auto dir = config.db_path;
+      dir += "-openlog";
+      const unsigned threads = config.http.threads != 0
+                                   ? config.http.threads
+                                   : std::max(1u, std::thread::hardware_concurrency());
+      open_log = OpenLog::create(dir, {.lanes = threads});
+    }
     outbox = std::make_unique<Outbox>(*db, backends, identity, config.replica_id, config.outbox,
-                                      metrics);
+                                      metrics, std::move(open_log));
+    if (memory_uses) restore_uses();
+  }
+
+  // The memory store starts empty: the uses of keys still alive come back from the outbox (its
+  // records, open log included, are complete by now). Without this a single-use key used before
+  // a restart would be taken again, and the open log could not tell.
+  void restore_uses() {
+    const std::int64_t lifetime = config.policy.max_ttl + 2 * config.policy.leeway;
+    const std::int64_t now = unix_ms() / 1000;
+    std::promise<Result<std::vector<store::UsedKey>>> rows;
+    db->run([&](store::ServerStore& s) { rows.set_value(s.used_keys((now - lifetime) * 1000)); });
+    auto used = rows.get_future().get();
+    if (!used) throw ConfigError("db: cannot read which uses were taken before the restart");
+    for (const store::UsedKey& k : *used) {
+      // A key's uses are alive until its exp + leeway <= iat + max_key_ttl + leeway, and its
+      // first use came at most `leeway` before iat.
+      const std::int64_t until = k.first_ms / 1000 + lifetime + 1;
+      auto restored = memory_uses->restore(k.iss, k.event_id, k.uses, k.spent_tokens, until, now);
+      if (!restored && restored.error() == Error::internal) {
+        spdlog::warn("db: outbox records of event {} have an invalid use number {}: ignored",
+                     k.event_id, k.uses);
+      } else if (!restored) {
+        throw ConfigError(
+            "store: the memory store is too small for the uses of live keys "
+            "(raise store_max_entries)");
+      }
+    }
+    if (!used->empty()) spdlog::info("use store: restored the uses of {} live keys", used->size());
   }
 
   void sweep_loop() {

@@ -283,6 +283,27 @@ Result<void> MemoryUseStore::revoke_jti(std::string_view iss, std::string_view j
   return {};
 }
 
+Result<void> MemoryUseStore::restore(std::string_view iss, std::string_view jti, std::int64_t uses,
+                                     std::int64_t spent_tokens, std::int64_t until,
+                                     std::int64_t now) {
+  if (uses < 0 || spent_tokens < 0) return Unexpected(Error::internal);
+  Shard& shard = shards_[shard_index(iss, jti)];
+  std::lock_guard lock(shard.mutex);
+  const std::int64_t t = shard.advance(now);
+  shard.drop_expired(t, kDropsPerOperation);
+  if (until <= t) return {};  // the key is dead: nothing to remember
+  auto* node = shard.keys.find({iss, jti}, t);
+  if (!node) {
+    if (!shard.has_room(t, shard_capacity_)) return Unexpected(Error::store_unavailable);
+    node = shard.keys.insert({iss, jti}, KeyState{.deadline = until});
+    if (!node) return Unexpected(Error::store_unavailable);
+  }
+  node->second.uses = std::max(node->second.uses, uses);
+  node->second.spent = std::max(node->second.spent, spent_tokens);
+  shard.keys.extend(*node, until);
+  return {};
+}
+
 Result<void> MemoryUseStore::revoke_sub(std::string_view iss, std::string_view sub,
                                         std::int64_t revoked_at, std::int64_t until,
                                         std::int64_t now) {

@@ -27,6 +27,7 @@
 //   MemoryUseStore store({.shards = 64, .max_entries = 1'000'000});
 //   auto grant = store.consume(request, now);   // see UseStore
 //   store.sweep(now);                           // from a periodic timer
+//   store.restore(iss, jti, uses, spent, until, now);   // at start, from the outbox
 #pragma once
 
 #include <cstddef>
@@ -56,6 +57,12 @@ class MemoryUseStore final : public UseStore {
                           std::int64_t now) override;
   Result<void> revoke_sub(std::string_view iss, std::string_view sub, std::int64_t revoked_at,
                           std::int64_t until, std::int64_t now) override;
+  // At start, from the server's outbox (ServerStore::used_keys), since this store forgets
+  // everything with the process: the key (iss, jti) has had `uses` uses and spent
+  // `spent_tokens`, and may live until `until` (unix seconds). Never lowers what the store
+  // holds. store_unavailable when its shard is full; internal for negative counts.
+  Result<void> restore(std::string_view iss, std::string_view jti, std::int64_t uses,
+                       std::int64_t spent_tokens, std::int64_t until, std::int64_t now);
   bool healthy() const override { return true; }
   std::size_t size() const override;
 

@@ -1,5 +1,9 @@
 #include "store/postgres_server_store.hpp"
 
+#include <algorithm>
+
+#include <boost/json/parse.hpp>
+
 namespace dynaseal::store {
 namespace {
 
@@ -79,6 +83,19 @@ PgCall call_of(const OutboxWrite& write) {
 OutboxWriteResult outcome(const OutboxWrite& write, std::int64_t changed) {
   if (changed == 1) return std::nullopt;
   return std::holds_alternative<outbox::Open>(write) ? Error::conflict : Error::not_found;
+}
+
+// usage.total_tokens of an event body, or 0 when the body is not JSON or has no such integer.
+constexpr std::int64_t kMaxTokens = 1'000'000'000'000'000'000;
+std::int64_t usage_total_tokens(std::string_view body) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return 0;
+  const auto* usage = v.as_object().if_contains("usage");
+  if (usage == nullptr || !usage->is_object()) return 0;
+  const auto* total = usage->as_object().if_contains("total_tokens");
+  if (total == nullptr || !total->is_int64()) return 0;
+  return std::clamp<std::int64_t>(total->as_int64(), 0, kMaxTokens);
 }
 
 }  // namespace
@@ -227,6 +244,34 @@ Result<OutboxStats> PostgresServerStore::stats() {
     }
     if (state == "delivered") out.delivered = n;
     if (state == "dead") out.dead = n;
+  }
+  if (auto ok = rows->check(); !ok) return Unexpected(ok.error());
+  return out;
+}
+
+Result<std::vector<UsedKey>> PostgresServerStore::used_keys(std::int64_t since_ms) {
+  // Bodies are read and summed here rather than cast to JSON in SQL: a cast that fails would
+  // fail the whole query.
+  auto rows = db_.query(
+      "SELECT iss, event_id, use_number, created_ms, body FROM outbox WHERE created_ms >= $1 "
+      "ORDER BY iss, event_id",
+      {since_ms});
+  if (!rows) return Unexpected(rows.error());
+  std::vector<UsedKey> out;
+  for (int i = 0; i < rows->size(); ++i) {
+    const std::string_view iss = rows->text(i, 0);
+    const std::string_view event_id = rows->text(i, 1);
+    if (out.empty() || out.back().iss != iss || out.back().event_id != event_id) {
+      out.push_back({.iss = std::string(iss),
+                     .event_id = std::string(event_id),
+                     .first_ms = rows->int64(i, 3)});
+    }
+    UsedKey& key = out.back();
+    key.uses = std::max(key.uses, rows->int64(i, 2));
+    key.first_ms = std::min(key.first_ms, rows->int64(i, 3));
+    const std::int64_t tokens = usage_total_tokens(rows->text(i, 4));
+    key.spent_tokens =
+        tokens > kMaxTokens - key.spent_tokens ? kMaxTokens : key.spent_tokens + tokens;
   }
   if (auto ok = rows->check(); !ok) return Unexpected(ok.error());
   return out;

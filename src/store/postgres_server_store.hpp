@@ -48,6 +48,7 @@ class PostgresServerStore final : public ServerStore {
   Result<std::vector<DeadLetter>> dead_letters(std::size_t limit) override;
   Result<std::int64_t> replay(std::string_view iss, std::string_view webhook_id,
                               std::int64_t now_ms) override;
+  Result<std::vector<UsedKey>> used_keys(std::int64_t since_ms) override;
   Result<std::vector<RegisteredBackend>> backends() override;
   Result<void> put_backend(const RegisteredBackend& backend) override;
   Result<void> delete_backend(std::string_view id) override;

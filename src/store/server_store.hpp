@@ -104,6 +104,15 @@ struct DeadLetter {
   std::string body;
 };
 
+// What the outbox knows of one key's uses (for restoring the memory use store at start).
+struct UsedKey {
+  std::string iss;
+  std::string event_id;
+  std::int64_t uses = 0;          // the highest use number recorded
+  std::int64_t spent_tokens = 0;  // total_tokens over its records' usage (0 where none)
+  std::int64_t first_ms = 0;      // when its first recorded use was opened
+};
+
 struct RegisteredBackend {
   std::string id;
   std::string jwks;  // JWKS JSON as registered
@@ -150,6 +159,10 @@ class ServerStore {
   // a backend (iss only), or all (both empty). Returns how many.
   virtual Result<std::int64_t> replay(std::string_view iss, std::string_view webhook_id,
                                       std::int64_t now_ms) = 0;
+
+  // Every key with a record opened at or after `since_ms`, with its uses and tokens. Bodies
+  // that are not JSON or carry no integer usage.total_tokens count no tokens.
+  virtual Result<std::vector<UsedKey>> used_keys(std::int64_t since_ms) = 0;
 
   // The registry of backends added at run time.
   virtual Result<std::vector<RegisteredBackend>> backends() = 0;

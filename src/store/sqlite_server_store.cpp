@@ -1,5 +1,6 @@
 #include "store/sqlite_server_store.hpp"
 
+#include <algorithm>
 #include <array>
 
 namespace dynaseal::store {
@@ -271,6 +272,30 @@ Result<OutboxStats> SqliteServerStore::stats() {
                   .delivered = s.int64(3),
                   .dead = s.int64(4),
                   .oldest_pending_ms = s.is_null(2) ? 0 : s.int64(2)};
+  s.reset();
+  return out;
+}
+
+Result<std::vector<UsedKey>> SqliteServerStore::used_keys(std::int64_t since_ms) {
+  // TOTAL (a float) cannot overflow as SUM can; tokens are clamped when read.
+  Statement& s = db_.statement(
+      "SELECT iss, event_id, MAX(use_number), TOTAL(CASE WHEN json_valid(body) THEN "
+      "CASE json_type(body, '$.usage.total_tokens') WHEN 'integer' THEN "
+      "MAX(json_extract(body, '$.usage.total_tokens'), 0) END END), MIN(created_ms) "
+      "FROM outbox WHERE created_ms >= ?1 GROUP BY iss, event_id");
+  s.bind(1, since_ms);
+  std::vector<UsedKey> out;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return Unexpected(row.error());
+    if (!*row) break;
+    constexpr double kMaxTokens = 1e18;
+    out.push_back({.iss = std::string(s.text(0)),
+                   .event_id = std::string(s.text(1)),
+                   .uses = s.int64(2),
+                   .spent_tokens = static_cast<std::int64_t>(std::min(s.real(3), kMaxTokens)),
+                   .first_ms = s.int64(4)});
+  }
   s.reset();
   return out;
 }

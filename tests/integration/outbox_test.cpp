@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.hpp"
+#include "store/sqlite.hpp"
 
 namespace dynaseal::integration {
 namespace {
@@ -138,6 +139,76 @@ TEST_F(Outbox, ASingleUseKeyStaysUsedAcrossARestart) {
   server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
   HttpResponse again = chat(key);
   EXPECT_EQ(again.status, 401u);
+  EXPECT_NE(again.body.find("uses_exhausted"), std::string::npos) << again.body;
+}
+
+TEST_F(Outbox, AMultiUseKeyKeepsCountingItsUsesAcrossARestart) {
+  start();
+  Claims c = acme.claims();
+  c.dks.uses = 3;
+  const std::string key = acme.mint(c);
+  ASSERT_EQ(chat(key).status, 200u);
+  ASSERT_EQ(server->process().stop(scaled(10s)), 0);
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+  // The restarted server knows use 1 was taken: uses 2 and 3 are served, then no more.
+  EXPECT_EQ(chat(key).status, 200u);
+  EXPECT_EQ(chat(key).status, 200u);
+  HttpResponse fourth = chat(key);
+  EXPECT_EQ(fourth.status, 401u);
+  EXPECT_NE(fourth.body.find("uses_exhausted"), std::string::npos) << fourth.body;
+  for (std::int64_t use = 1; use <= 3; ++use) {
+    auto event = callbacks.wait_event(c.jti, use, scaled(10s));
+    ASSERT_TRUE(event.has_value()) << use;
+    EXPECT_EQ(event->at("status").as_string(), "ok");
+  }
+}
+
+// The open log: a request's record is durable once appended to it, before the database has it.
+// Locked by another process, the database takes nothing, yet requests go on; a kill then loses
+// no use.
+TEST_F(Outbox, UsesTakenWhileTheDatabaseWasLockedAreReportedAfterAKill) {
+  engine_options.tokens_per_second = 10;
+  start();
+  Claims first = acme.claims();
+  ASSERT_EQ(chat(acme.mint(first)).status, 200u);
+  ASSERT_TRUE(callbacks.wait_event(first.jti, 1, scaled(10s)).has_value());
+
+  auto opened = store::Sqlite::open(dir.path() / "server.db", {.create = false});
+  ASSERT_TRUE(opened);
+  auto lock = std::make_unique<store::Sqlite>(std::move(*opened));
+  ASSERT_TRUE(lock->exec("BEGIN IMMEDIATE"));  // every other writer now waits
+  std::vector<std::unique_ptr<HttpConnection>> streams;
+  std::vector<std::string> cut, keys;
+  for (int i = 0; i < 3; ++i) {
+    Claims c = acme.claims();
+    c.dks.max_tokens = 50;
+    keys.push_back(acme.mint(c));
+    auto s = std::make_unique<HttpConnection>(port());
+    ASSERT_TRUE(s->send_request("POST", "/v1/chat/completions",
+                                chat_body("demo", "a long story", std::nullopt, true),
+                                {{"Authorization", "Bearer " + keys.back()}}));
+    HttpResponse& r = s->read_until([](const std::string& b) { return sse_data(b).size() >= 2; });
+    ASSERT_EQ(r.status, 200u) << "served although the database takes no writes";
+    streams.push_back(std::move(s));
+    cut.push_back(c.jti);
+  }
+  server->process().signal(SIGKILL);
+  ASSERT_TRUE(server->process().wait_exit(scaled(5s)).has_value());
+  streams.clear();
+  ASSERT_TRUE(lock->exec("ROLLBACK"));
+  lock.reset();
+  server = std::make_unique<Server>(dir.path(), engine->url(), acme, server_options);
+
+  for (const std::string& jti : cut) {
+    auto event = callbacks.wait_event(jti, 1, scaled(10s));
+    ASSERT_TRUE(event.has_value()) << jti;
+    EXPECT_EQ(event->at("status").as_string(), "interrupted");
+  }
+  std::this_thread::sleep_for(scaled(300ms));
+  EXPECT_EQ(callbacks.distinct_acknowledged(), 4u);
+  EXPECT_EQ(callbacks.ids_with_two_bodies(), std::vector<std::string>{});
+  HttpResponse again = chat(keys[0]);
+  EXPECT_EQ(again.status, 401u) << "the restarted server knows the key is spent";
   EXPECT_NE(again.body.find("uses_exhausted"), std::string::npos) << again.body;
 }
 

@@ -179,6 +179,17 @@ TEST_F(ServerConfigTest, NamesEachReplicaAndItsHeartbeat) {
             "outbox.replica_timeout: must be at least 2 heartbeats");
 }
 
+TEST_F(ServerConfigTest, KeepsDeliveredEventsAsLongAsAKeyMayLiveAndUsesTheOpenLog) {
+  ServerConfig c = parse("");
+  EXPECT_TRUE(c.outbox.open_log);
+  c = parse("max_key_ttl = 600\nleeway = 10\n[outbox]\nretention = 620\nopen_log = false");
+  EXPECT_FALSE(c.outbox.open_log);
+  EXPECT_EQ(c.outbox.retention, std::chrono::seconds(620));
+  EXPECT_EQ(error_of("max_key_ttl = 600\nleeway = 10\n[outbox]\nretention = 619"),
+            "outbox: retention must be at least max_key_ttl + 2 * leeway (620 s)");
+  EXPECT_NE(error_of("[outbox]\nopen_log = 1"), "no error");
+}
+
 TEST_F(ServerConfigTest, ParsesListenAddresses) {
   EXPECT_EQ(parse_listen("0.0.0.0:80", "listen"),
             std::make_pair(std::string("0.0.0.0"), std::uint16_t{80}));

@@ -1,5 +1,11 @@
 #include "server/outbox.hpp"
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -104,6 +110,9 @@ class CountingStore final : public store::ServerStore {
   Result<std::int64_t> replay(std::string_view i, std::string_view w, std::int64_t n) override {
     return inner_->replay(i, w, n);
   }
+  Result<std::vector<store::UsedKey>> used_keys(std::int64_t since) override {
+    return inner_->used_keys(since);
+  }
   Result<std::vector<store::RegisteredBackend>> backends() override { return inner_->backends(); }
   Result<void> put_backend(const store::RegisteredBackend& b) override {
     return inner_->put_backend(b);
@@ -200,6 +209,127 @@ TEST(Outbox, AdmitsOnlyOneProbeEveryIntervalWhileTheDatabaseRefusesWrites) {
   ASSERT_TRUE(open(4)) << "the probe finds it back";
   EXPECT_TRUE(outbox.admit());
   EXPECT_TRUE(outbox.admit());
+}
+
+TEST(DbWorker, ARetriedWriteReportsOnceItIsCommittedOrAtStopIfItNeverIs) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  CountingStore* store = counting.get();
+  DbWorker db(std::move(counting));
+  std::atomic<int> committed{0}, refused{0};
+  auto done = [&](store::OutboxWriteResult r) { ++(r ? refused : committed); };
+
+  store->refusing = true;
+  db.write_retried(open_write(1), done);
+  std::this_thread::sleep_for(milliseconds(500));  // two retries at least
+  EXPECT_GE(store->transactions, 2);
+  EXPECT_EQ(committed + refused, 0) << "not reported while it is being retried";
+  EXPECT_TRUE(db.failing());
+  store->refusing = false;
+  for (int i = 0; i < 100 && committed == 0; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(committed, 1);
+  EXPECT_FALSE(db.failing());
+
+  store->refusing = true;
+  db.write_retried(open_write(2), done);
+  std::this_thread::sleep_for(milliseconds(50));
+  db.stop();
+  EXPECT_EQ(committed, 1);
+  EXPECT_EQ(refused, 1) << "told at stop that it never reached the database";
+}
+
+// Waits for `pred` on the outbox database's stats, for up to 3 s.
+bool wait_stats(DbWorker& db, const std::function<bool(const store::OutboxStats&)>& pred) {
+  for (int i = 0; i < 300; ++i) {
+    std::promise<Result<store::OutboxStats>> p;
+    db.run([&p](store::ServerStore& s) { p.set_value(s.stats()); });
+    auto stats = p.get_future().get();
+    if (stats && pred(*stats)) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return false;
+}
+
+TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  CountingStore* store = counting.get();
+  DbWorker db(std::move(counting));
+  BackendRegistry registry;
+  Metrics metrics({"demo"});
+  const auto log_dir = dir.path() / "s.db-openlog";
+  Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics,
+                OpenLog::create(log_dir));
+  asio::io_context io;
+  store->refusing = true;
+  for (int i = 0; i < 3; ++i) {
+    const UsageRecord r = probe_record(i);
+    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
+    io.restart();
+    io.run();
+    EXPECT_TRUE(f.get()) << "in the log: the request may go on";
+  }
+  auto logged = OpenLog::read(log_dir);
+  ASSERT_TRUE(logged);
+  EXPECT_EQ(logged->opens.size(), 3u);
+  outbox.finish(probe_record(0));
+  store->refusing = false;
+  EXPECT_TRUE(wait_stats(db, [](const auto& s) { return s.open == 2 && s.pending == 1; }))
+      << "the Opens, then the Finalize, reach the database once it takes writes";
+}
+
+TEST(OutboxWithAnOpenLog, TheNextStartReportsWhatOnlyTheLogHeldAsInterrupted) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  // Event 0 reached the database and was finished before the crash; 1 and 2 only the log.
+  ASSERT_TRUE(inner->apply({open_write(0), store::outbox::Finalize{.key = {"acme", "jti-0", 1},
+                                                                   .body = R"({"status":"ok"})",
+                                                                   .now_ms = 2}}));
+  const auto log_dir = dir.path() / "s.db-openlog";
+  std::filesystem::create_directories(log_dir);
+  std::string frames;
+  for (int i = 0; i < 3; ++i) {
+    const UsageRecord r = probe_record(i);
+    OpenLog::encode(store::outbox::Open{.key = {"acme", "jti-" + std::to_string(i), 1},
+                                        .owner = "an-old-name",
+                                        .interrupted_body = interrupted_event_json(r),
+                                        .now_ms = 3},
+                    frames);
+  }
+  {
+    std::ofstream out(log_dir / "1-0.log", std::ios::binary);
+    out << frames << "torn";
+  }
+  DbWorker db(std::move(inner));
+  BackendRegistry registry;
+  Metrics metrics({"demo"});
+  Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics,
+                OpenLog::create(log_dir));
+  EXPECT_TRUE(wait_stats(db, [](const auto& s) { return s.open == 0 && s.pending == 3; }))
+      << "two interrupted events from the log, the finished one not duplicated";
+  EXPECT_FALSE(std::filesystem::exists(log_dir / "1-0.log")) << "replayed, then removed";
+  auto bodies = [&] {
+    std::promise<Result<std::vector<store::OutboxEvent>>> p;
+    db.run([&p](store::ServerStore& s) { p.set_value(s.claim_due("acme", 1LL << 50, 10, 1000)); });
+    return p.get_future().get();
+  }();
+  ASSERT_TRUE(bodies);
+  ASSERT_EQ(bodies->size(), 3u);
+  std::map<std::string, std::string> status;
+  for (const auto& e : *bodies) {
+    status[e.webhook_id] = boost::json::parse(e.body).at("status").as_string().c_str();
+  }
+  EXPECT_EQ(status["jti-0.1"], "ok");
+  EXPECT_EQ(status["jti-1.1"], "interrupted");
+  EXPECT_EQ(status["jti-2.1"], "interrupted");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "store/server_store.hpp"
 
 #include <functional>
+#include <map>
 #include <memory>
 
 #include <gtest/gtest.h>
@@ -339,6 +340,42 @@ TEST_P(ServerStoreTest, AReplayedEventTakesNoLateFinalize) {
   ASSERT_EQ(*store->replay("", "", 12'000), 1);
   EXPECT_EQ(apply({Finalize{key("dead-aaaaaaaaaaaaaaaa"), "real", 13'000}})[0], Error::not_found);
   EXPECT_EQ(only_event(13'000).body, "interrupted");
+}
+
+TEST_P(ServerStoreTest, TellsWhichUsesOfRecentKeysWereTaken) {
+  auto final_body = [](int total) {
+    return R"({"status":"ok","usage":{"prompt_tokens":1,"completion_tokens":)" +
+           std::to_string(total - 1) + R"(,"total_tokens":)" + std::to_string(total) + "}}";
+  };
+  apply({Open{key("old-key"), "llm-1", "i", 999}, Finalize{key("old-key"), final_body(7), 999},
+         Open{key("multi", 1), "llm-1", "i", 1000}, Finalize{key("multi", 1), final_body(30), 1001},
+         Open{key("multi", 3), "llm-1", "i", 1500}, Finalize{key("multi", 3), final_body(12), 1501},
+         Open{key("multi", 2), "llm-1", R"({"status":"interrupted"})", 1200},
+         Open{key("multi", 1, "other"), "llm-1", "i", 1100},
+         Finalize{key("multi", 1, "other"), final_body(5), 1100},
+         // Bodies that are not what the server writes count no tokens, and break nothing.
+         Open{key("odd"), "llm-1", "i", 2000}, Finalize{key("odd"), "not json {", 2000},
+         Open{key("odd", 2), "llm-1", "i", 2000},
+         Finalize{key("odd", 2), R"({"usage":{"total_tokens":"12"}})", 2000},
+         Open{key("odd", 3), "llm-1", "i", 2000},
+         Finalize{key("odd", 3), R"({"usage":{"total_tokens":-40}})", 2000},
+         Open{key("odd", 4), "llm-1", "i", 2000},
+         Finalize{key("odd", 4), R"({"usage":{"total_tokens":4}})", 2000}});
+  auto used = store->used_keys(1000);
+  ASSERT_TRUE(used);
+  std::map<std::string, UsedKey> by_key;
+  for (const UsedKey& k : *used) by_key[k.iss + "/" + k.event_id] = k;
+  ASSERT_EQ(by_key.size(), 3u) << "old-key was opened before the window";
+  EXPECT_EQ(by_key["acme/multi"].uses, 3);
+  EXPECT_EQ(by_key["acme/multi"].spent_tokens, 42);
+  EXPECT_EQ(by_key["acme/multi"].first_ms, 1000);
+  EXPECT_EQ(by_key["other/multi"].uses, 1);
+  EXPECT_EQ(by_key["other/multi"].spent_tokens, 5);
+  EXPECT_EQ(by_key["acme/odd"].uses, 4);
+  EXPECT_EQ(by_key["acme/odd"].spent_tokens, 4);
+  auto none = store->used_keys(3000);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ServerStoreTest, ::testing::ValuesIn(kImplementations),

@@ -572,6 +572,32 @@ TEST(MemoryUseStore, SweepDropsExpiredKeysAndRevocations) {
   EXPECT_EQ(store.size(), 0u);
 }
 
+TEST(MemoryUseStore, RestoredUsesAndSpendingCountAfterARestart) {
+  MemoryUseStore store({.shards = 1, .max_entries = 2});
+  // A single-use key used before the restart, a 5-use key used 3 times with 90 tokens spent.
+  ASSERT_TRUE(store.restore("acme", nth_key(0), 1, 0, kDeadline, kClock));
+  ASSERT_TRUE(store.restore("acme", nth_key(1), 3, 90, kDeadline, kClock));
+  EXPECT_EQ(store.consume(memory_key(nth_key(0)), kClock).error(), Error::uses_exhausted);
+  auto budgeted = memory_key(nth_key(1), 5);
+  budgeted.budget = 100;
+  auto fourth = store.consume(budgeted, kClock);
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(fourth->use, 4);
+  EXPECT_EQ(fourth->granted_tokens, 10) << "the budget's remainder after what was spent";
+  // Restoring never lowers what the store holds, and a lapsed key needs no entry.
+  ASSERT_TRUE(store.restore("acme", nth_key(1), 1, 0, kDeadline, kClock));
+  EXPECT_EQ(store.consume(budgeted, kClock).error(), Error::budget_exhausted);
+  ASSERT_TRUE(store.restore("acme", nth_key(2), 1, 0, kClock, kClock));
+  EXPECT_EQ(store.size(), 2u);
+  // Full: refused, so the server refuses to start rather than forget a use.
+  EXPECT_EQ(store.restore("acme", nth_key(3), 1, 0, kDeadline, kClock).error(),
+            Error::store_unavailable);
+  EXPECT_EQ(store.restore("acme", nth_key(0), -1, 0, kDeadline, kClock).error(), Error::internal);
+  EXPECT_EQ(store.restore("acme", nth_key(0), 1, -5, kDeadline, kClock).error(), Error::internal);
+  // The restored entry dies with the key.
+  EXPECT_EQ(store.sweep(kDeadline), 2u);
+}
+
 TEST(MemoryUseStore, DropsExpiredEntriesAsItGoes) {
   MemoryUseStore store({.shards = 1});
   for (int i = 0; i < 3; ++i) {

@@ -1,0 +1,323 @@
+#include "server/open_log.hpp"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+namespace dynaseal::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kMagic = "DSOL";
+constexpr std::uint8_t kVersion = 1;
+constexpr std::size_t kHeader = 4 + 4 + crypto_shorthash_BYTES;
+constexpr std::size_t kMaxPayload = 1u << 20;
+constexpr std::size_t kMaxShort = std::numeric_limits<std::uint16_t>::max();
+// The checksum's key: fixed, since it only detects damage.
+constexpr std::array<unsigned char, crypto_shorthash_KEYBYTES> kChecksumKey{};
+
+template <class T>
+void put(std::string& out, T value) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    out.push_back(static_cast<char>((static_cast<std::uint64_t>(value) >> (8 * i)) & 0xff));
+  }
+}
+
+template <class T>
+T get(std::string_view bytes, std::size_t at) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  }
+  return static_cast<T>(v);
+}
+
+std::array<unsigned char, crypto_shorthash_BYTES> checksum(std::string_view payload) {
+  std::array<unsigned char, crypto_shorthash_BYTES> sum{};
+  crypto_shorthash(sum.data(), reinterpret_cast<const unsigned char*>(payload.data()),
+                   payload.size(), kChecksumKey.data());
+  return sum;
+}
+
+// Reads a payload field by field; any read past the end makes it invalid.
+class PayloadReader {
+ public:
+  explicit PayloadReader(std::string_view p) : p_(p) {}
+  template <class T>
+  T number() {
+    if (!ok_ || p_.size() - at_ < sizeof(T)) return fail<T>();
+    T v = get<T>(p_, at_);
+    at_ += sizeof(T);
+    return v;
+  }
+  template <class Len>
+  std::string text() {
+    const auto n = static_cast<std::size_t>(number<Len>());
+    if (!ok_ || p_.size() - at_ < n) return fail<std::string>();
+    std::string s(p_.substr(at_, n));
+    at_ += n;
+    return s;
+  }
+  bool complete() const { return ok_ && at_ == p_.size(); }
+
+ private:
+  template <class T>
+  T fail() {
+    ok_ = false;
+    return T{};
+  }
+  std::string_view p_;
+  std::size_t at_ = 0;
+  bool ok_ = true;
+};
+
+std::optional<store::outbox::Open> parse_payload(std::string_view payload) {
+  PayloadReader r(payload);
+  if (r.number<std::uint8_t>() != kVersion) return std::nullopt;
+  store::outbox::Open open;
+  open.now_ms = r.number<std::int64_t>();
+  open.key.use = r.number<std::int64_t>();
+  open.key.iss = r.text<std::uint16_t>();
+  open.key.event_id = r.text<std::uint16_t>();
+  open.owner = r.text<std::uint16_t>();
+  open.interrupted_body = r.text<std::uint32_t>();
+  if (!r.complete() || open.key.use < 1 || open.key.iss.empty() || open.key.event_id.empty()) {
+    return std::nullopt;
+  }
+  return open;
+}
+
+// The length of the frame at the start of `bytes` if it is whole and checks out, else 0.
+std::size_t valid_frame(std::string_view bytes, store::outbox::Open& out) {
+  if (bytes.size() < kHeader || bytes.substr(0, 4) != kMagic) return 0;
+  const auto length = static_cast<std::size_t>(get<std::uint32_t>(bytes, 4));
+  if (length > kMaxPayload || bytes.size() - kHeader < length) return 0;
+  const std::string_view payload = bytes.substr(kHeader, length);
+  const auto sum = checksum(payload);
+  if (std::memcmp(sum.data(), bytes.data() + 8, sum.size()) != 0) return 0;
+  auto open = parse_payload(payload);
+  if (!open) return 0;
+  out = std::move(*open);
+  return kHeader + length;
+}
+
+}  // namespace
+
+struct OpenLog::Segment {
+  fs::path path;
+  int fd = -1;
+  std::size_t bytes = 0;
+  std::atomic<bool> keep{false};
+
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+    if (keep.load(std::memory_order_relaxed)) {
+      spdlog::warn("open log: keeping {}: it holds records the database does not have yet",
+                   path.string());
+      return;
+    }
+    std::error_code ec;
+    fs::remove(path, ec);
+    if (ec) spdlog::warn("open log: cannot remove {}: {}", path.string(), ec.message());
+  }
+};
+
+struct OpenLog::Lane {
+  std::mutex mutex;
+  std::shared_ptr<Segment> segment;  // the one appended to; sealed when replaced
+  std::string frame;                 // reused buffer
+};
+
+void OpenLog::Ticket::keep() const { segment_->keep.store(true, std::memory_order_relaxed); }
+
+OpenLog::OpenLog(fs::path dir, OpenLogOptions options)
+    : dir_(std::move(dir)),
+      options_(options),
+      started_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count()) {
+  options_.lanes = std::max<std::size_t>(options_.lanes, 1);
+  for (std::size_t i = 0; i < options_.lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
+}
+
+OpenLog::~OpenLog() = default;
+
+std::unique_ptr<OpenLog> OpenLog::create(fs::path dir, OpenLogOptions options) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    throw std::runtime_error("open log: cannot create directory " + dir.string() + ": " +
+                             (ec ? ec.message() : "not a directory"));
+  }
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  return std::unique_ptr<OpenLog>(new OpenLog(std::move(dir), options));
+}
+
+OpenLog::Lane& OpenLog::lane() {
+  // Each thread keeps one lane of every log: worker threads do not share a lock.
+  static std::atomic<std::size_t> next_thread{0};
+  thread_local const std::size_t thread_index = next_thread.fetch_add(1);
+  return *lanes_[thread_index % lanes_.size()];
+}
+
+Result<std::shared_ptr<OpenLog::Segment>> OpenLog::new_segment() {
+  const std::size_t n = created_.fetch_add(1, std::memory_order_relaxed);
+  auto segment = std::make_shared<Segment>();
+  segment->path = dir_ / (std::to_string(started_ms_) + "-" + std::to_string(n) + ".log");
+  segment->fd = ::open(segment->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+                       S_IRUSR | S_IWUSR);
+  if (segment->fd < 0) {
+    spdlog::error("open log: cannot create {}: {}", segment->path.string(), std::strerror(errno));
+    segment->keep = true;  // not ours to remove
+    return Unexpected(Error::store_unavailable);
+  }
+  return segment;
+}
+
+Result<OpenLog::Ticket> OpenLog::append(const store::outbox::Open& open) {
+  Lane& l = lane();
+  std::lock_guard lock(l.mutex);
+  l.frame.clear();
+  encode(open, l.frame);
+  if (l.frame.empty()) return Unexpected(Error::internal);
+  if (!l.segment || l.segment->bytes >= options_.segment_bytes) {
+    auto fresh = new_segment();
+    if (!fresh) return Unexpected(fresh.error());
+    l.segment = std::move(*fresh);  // the old one goes with its last ticket
+  }
+  Segment& s = *l.segment;
+  std::size_t written = 0;
+  while (written < l.frame.size()) {
+    const ssize_t n = ::write(s.fd, l.frame.data() + written, l.frame.size() - written);
+    if (n > 0) {
+      written += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      spdlog::error("open log: cannot write {}: {}", s.path.string(),
+                    n < 0 ? std::strerror(errno) : "no progress");
+      // A torn frame may end this segment: readers skip it. New records go to a new one.
+      s.bytes = std::numeric_limits<std::size_t>::max();
+      s.keep = true;
+      return Unexpected(Error::store_unavailable);
+    }
+  }
+  s.bytes += written;
+  return Ticket(l.segment);
+}
+
+void OpenLog::encode(const store::outbox::Open& open, std::string& out) {
+  const auto& k = open.key;
+  if (k.iss.size() > kMaxShort || k.event_id.size() > kMaxShort || open.owner.size() > kMaxShort) {
+    return;
+  }
+  const std::size_t payload = 1 + 8 + 8 + 3 * 2 + 4 + k.iss.size() + k.event_id.size() +
+                              open.owner.size() + open.interrupted_body.size();
+  if (payload > kMaxPayload) return;
+  const std::size_t start = out.size();
+  out.reserve(start + kHeader + payload);
+  out.append(kMagic);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(payload));
+  out.append(crypto_shorthash_BYTES, '\0');  // the checksum, below
+  put<std::uint8_t>(out, kVersion);
+  put<std::int64_t>(out, open.now_ms);
+  put<std::int64_t>(out, k.use);
+  for (const std::string* s : {&k.iss, &k.event_id, &open.owner}) {
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(s->size()));
+    out.append(*s);
+  }
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(open.interrupted_body.size()));
+  out.append(open.interrupted_body);
+  const auto sum = checksum(std::string_view(out).substr(start + kHeader));
+  std::memcpy(out.data() + start + 8, sum.data(), sum.size());
+}
+
+OpenLog::Recovered OpenLog::decode(std::string_view bytes) {
+  Recovered r;
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    store::outbox::Open open;
+    if (const std::size_t n = valid_frame(bytes.substr(at), open); n > 0) {
+      r.opens.push_back(std::move(open));
+      at += n;
+      continue;
+    }
+    // Damaged: skip to the next frame that checks out (or to the end).
+    std::size_t next = bytes.find(kMagic, at + 1);
+    while (next != std::string_view::npos && valid_frame(bytes.substr(next), open) == 0) {
+      next = bytes.find(kMagic, next + 1);
+    }
+    const std::size_t end = next == std::string_view::npos ? bytes.size() : next;
+    r.damaged_bytes += end - at;
+    at = end;
+  }
+  return r;
+}
+
+Result<OpenLog::Recovered> OpenLog::read(const fs::path& dir) {
+  Recovered all;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return all;
+  std::vector<fs::path> files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() == ".log") files.push_back(it->path());
+  }
+  if (ec) {
+    spdlog::error("open log: cannot list {}: {}", dir.string(), ec.message());
+    return Unexpected(Error::store_unavailable);
+  }
+  // Creation order: <start ms>-<n>, compared as numbers.
+  auto order = [](const fs::path& p) {
+    const std::string stem = p.stem().string();
+    const auto dash = stem.find('-');
+    auto number = [](std::string_view s) {
+      std::uint64_t v = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9' || v > std::numeric_limits<std::uint64_t>::max() / 10 - 1) {
+          return std::numeric_limits<std::uint64_t>::max();
+        }
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      return v;
+    };
+    if (dash == std::string::npos) return std::pair{number(stem), std::uint64_t{0}};
+    return std::pair{number(std::string_view(stem).substr(0, dash)),
+                     number(std::string_view(stem).substr(dash + 1))};
+  };
+  std::sort(files.begin(), files.end(), [&](const fs::path& a, const fs::path& b) {
+    return std::pair{order(a), a.string()} < std::pair{order(b), b.string()};
+  });
+  for (const fs::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+      spdlog::error("open log: cannot read {}", file.string());
+      return Unexpected(Error::store_unavailable);
+    }
+    Recovered one = decode(bytes);
+    if (one.damaged_bytes > 0) {
+      spdlog::warn("open log: {}: skipped {} damaged bytes", file.string(), one.damaged_bytes);
+    }
+    for (auto& o : one.opens) all.opens.push_back(std::move(o));
+    all.damaged_bytes += one.damaged_bytes;
+    all.files.push_back(file);
+  }
+  return all;
+}
+
+}  // namespace dynaseal::server

@@ -9,8 +9,8 @@ constexpr auto kRetryEvery = std::chrono::milliseconds(200);
 
 }  // namespace
 
-DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store)
-    : store_(std::move(store)), thread_([this] { loop(); }) {}
+DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store, std::chrono::microseconds gather)
+    : store_(std::move(store)), gather_(gather), thread_([this] { loop(); }) {}
 
 DbWorker::~DbWorker() { stop(); }
 
@@ -99,6 +99,10 @@ void DbWorker::loop() {
       wake_.wait_for(lock, kRetryEvery, [this] { return stopping_; });
     }
     sleeping_ = false;
+    // Writers do not notify while sleeping_ is false: the window costs them nothing.
+    if (gather_.count() > 0 && !stopping_ && tasks_.empty()) {
+      wake_.wait_for(lock, gather_, [this] { return stopping_; });
+    }
     const bool last = stopping_;
     batch.append(retry);
     batch.append(queued_);

@@ -1,17 +1,20 @@
 // The open log: how a request makes its outbox record durable before the engine sees it
 // (DESIGN §5) without waiting for the outbox database. The request's own thread appends the
-// record's Open (with its "interrupted" body) to a file with one write(2); the database gets
-// the same Open through the DbWorker, committed in the background, and the log's copy is
-// dropped once it has. After a crash, the next start replays what the log still holds into the
-// database before it recovers open records (Outbox), so a use taken just before a kill is
-// reported as interrupted like any other.
+// record's Open (with its "interrupted" body) to a file, a copy into a shared mapping; the
+// database gets the same Open through the DbWorker, committed in the background, and the log's
+// copy is dropped once it has. After a crash, the next start replays what the log still holds
+// into the database before it recovers open records (Outbox), so a use taken just before a kill
+// is reported as interrupted like any other.
 //
 // Durability is the database's own (SQLite in WAL mode with synchronous=NORMAL): a record is
-// in the kernel when append returns, so it survives the process, not the machine. Neither the
-// log nor the WAL is synced on every write.
+// in the kernel's page cache when append returns, so it survives the process, not the machine.
+// Neither the log nor the WAL is synced on every write.
 //
 // Files: DIR/<start ms>-<n>.log, one open segment per lane (lanes = worker threads, so the
-// request path takes an uncontended lock), a new segment once one passes `segment_bytes`.
+// request path takes an uncontended lock). A segment is `segment_bytes` allocated at once
+// (posix_fallocate) and mapped shared: an append is a copy into the mapping, with no system
+// call, and the space is reserved so it cannot fail for a full disk. A lane starts a new
+// segment when a record no longer fits; the zeros after the last record are not damage.
 // A segment is removed once it is sealed and every record in it was committed: the Ticket of
 // each append holds the segment, and the DbWorker callback that sees the commit drops it.
 // A record that never reached the database (the server stopped while it refused writes) keeps
@@ -46,8 +49,11 @@
 namespace dynaseal::server {
 
 struct OpenLogOptions {
-  std::size_t lanes = 1;                 // segments written at once (one per worker thread)
-  std::size_t segment_bytes = 4u << 20;  // a lane starts a new segment past this size
+  std::size_t lanes = 1;  // segments written at once (one per worker thread)
+  // Each segment's size, allocated and faulted in at creation on the request's thread (about
+  // 0.2 ms for 256 KiB; dropping one costs about as much on the DbWorker's thread): small
+  // enough not to stall a request for long, large enough to be rare (one per ~370 requests).
+  std::size_t segment_bytes = 256u << 10;
 };
 
 class OpenLog {
@@ -81,9 +87,9 @@ class OpenLog {
   OpenLog(const OpenLog&) = delete;
   OpenLog& operator=(const OpenLog&) = delete;
 
-  // Appends `open` with one write(2). store_unavailable when the file cannot be created or
-  // written (disk full, I/O error): nothing was recorded, and the lane starts a new segment.
-  // internal when a field is too long to frame. Thread-safe.
+  // Appends `open`. store_unavailable when a new segment cannot be created, allocated or
+  // mapped (disk full): nothing was recorded. internal when a field is too long to frame.
+  // Thread-safe.
   Result<Ticket> append(const store::outbox::Open& open);
 
   // Every record in DIR's segments (none when DIR does not exist). store_unavailable when a
@@ -100,7 +106,7 @@ class OpenLog {
  private:
   struct Lane;
   OpenLog(std::filesystem::path dir, OpenLogOptions options);
-  Result<std::shared_ptr<Segment>> new_segment();
+  Result<std::shared_ptr<Segment>> new_segment(std::size_t capacity);
   Lane& lane();
 
   std::filesystem::path dir_;

@@ -115,6 +115,8 @@ std::vector<store::RegisteredBackend> load_backends(const ServerConfig& c, store
   return *stored;
 }
 
+constexpr std::chrono::microseconds kGatherWrites{2000};
+
 // The use store `store` names: the memory store, awaited inline (and swept by the caller), or
 // Redis, shared with every replica that names the same one.
 std::unique_ptr<store::AsyncUseStore> open_uses(const ServerConfig& c,
@@ -163,9 +165,12 @@ struct ServerApp::Impl {
     auto store = open_db(config);
     auto stored = load_backends(config, *store, backends);
     if (shared_db()) registry_sync = std::make_unique<RegistrySync>(backends, stored);
-    db = std::make_unique<DbWorker>(std::move(store));
+    const bool with_open_log = config.outbox.open_log && memory_uses && !shared_db();
+    // With the open log nothing on the request path waits for a commit: gather writes.
+    db = std::make_unique<DbWorker>(std::move(store),
+                                    with_open_log ? kGatherWrites : std::chrono::microseconds(0));
     std::unique_ptr<OpenLog> open_log;
-    if (config.outbox.open_log && memory_uses && !shared_db()) {
+    if (with_open_log) {
       auto dir = config.db_path;
       dir += "-openlog";
       const unsigned threads = config.http.threads != 0

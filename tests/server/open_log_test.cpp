@@ -60,6 +60,13 @@ TEST(OpenLog, AFrameDecodesToTheOpenItEncodes) {
   expect_same(r.opens[0], first);
   expect_same(r.opens[1], second);
   EXPECT_EQ(r.damaged_bytes, 0u);
+  // A segment is allocated whole: zeros after the last frame are room, not damage.
+  r = OpenLog::decode(bytes + std::string(5000, '\0'));
+  EXPECT_EQ(r.opens.size(), 2u);
+  EXPECT_EQ(r.damaged_bytes, 0u);
+  r = OpenLog::decode(std::string(100, '\0') + bytes);
+  EXPECT_EQ(r.opens.size(), 2u);
+  EXPECT_EQ(r.damaged_bytes, 100u) << "zeros before a frame are";
 }
 
 TEST(OpenLog, RefusesToFrameWhatItCouldNotReadBack) {

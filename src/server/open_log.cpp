@@ -30,7 +30,9 @@ constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
 constexpr int kPopulateWrite = 23;  // Linux 5.14; older kernels refuse it harmlessly
 #endif
 constexpr std::string_view kMagic = "DSOL";
-constexpr std::uint8_t kVersion = 1;
+// The first payload byte: what the record is (and the format's version).
+constexpr std::uint8_t kOpen = 1;
+constexpr std::uint8_t kFinalize = 2;
 constexpr std::size_t kHeader = 4 + 4 + crypto_shorthash_BYTES;
 constexpr std::size_t kMaxPayload = 1u << 20;
 constexpr std::size_t kMaxShort = std::numeric_limits<std::uint16_t>::max();
@@ -92,33 +94,59 @@ class PayloadReader {
   bool ok_ = true;
 };
 
-std::optional<store::outbox::Open> parse_payload(std::string_view payload) {
+// A record's fields: an Open (owner, interrupted body) or a Finalize (no owner, final body).
+struct Fields {
+  std::uint8_t kind = 0;
+  std::int64_t now_ms = 0;
+  const store::OutboxKey* key = nullptr;
+  const std::string* owner = nullptr;
+  const std::string* body = nullptr;
+};
+
+std::optional<Fields> fields_of(const store::OutboxWrite& w) {
+  static const std::string kNoOwner;
+  if (const auto* open = std::get_if<store::outbox::Open>(&w)) {
+    return Fields{kOpen, open->now_ms, &open->key, &open->owner, &open->interrupted_body};
+  }
+  if (const auto* fin = std::get_if<store::outbox::Finalize>(&w)) {
+    return Fields{kFinalize, fin->now_ms, &fin->key, &kNoOwner, &fin->body};
+  }
+  return std::nullopt;
+}
+
+std::optional<store::OutboxWrite> parse_payload(std::string_view payload) {
   PayloadReader r(payload);
-  if (r.number<std::uint8_t>() != kVersion) return std::nullopt;
-  store::outbox::Open open;
-  open.now_ms = r.number<std::int64_t>();
-  open.key.use = r.number<std::int64_t>();
-  open.key.iss = r.text<std::uint16_t>();
-  open.key.event_id = r.text<std::uint16_t>();
-  open.owner = r.text<std::uint16_t>();
-  open.interrupted_body = r.text<std::uint32_t>();
-  if (!r.complete() || open.key.use < 1 || open.key.iss.empty() || open.key.event_id.empty()) {
+  const auto kind = r.number<std::uint8_t>();
+  const auto now_ms = r.number<std::int64_t>();
+  store::OutboxKey key;
+  key.use = r.number<std::int64_t>();
+  key.iss = r.text<std::uint16_t>();
+  key.event_id = r.text<std::uint16_t>();
+  std::string owner = r.text<std::uint16_t>();
+  std::string body = r.text<std::uint32_t>();
+  if (!r.complete() || key.use < 1 || key.iss.empty() || key.event_id.empty()) {
     return std::nullopt;
   }
-  return open;
+  if (kind == kOpen && !owner.empty()) {
+    return store::outbox::Open{std::move(key), std::move(owner), std::move(body), now_ms};
+  }
+  if (kind == kFinalize && owner.empty()) {
+    return store::outbox::Finalize{std::move(key), std::move(body), now_ms};
+  }
+  return std::nullopt;
 }
 
 // The length of the frame at the start of `bytes` if it is whole and checks out, else 0.
-std::size_t valid_frame(std::string_view bytes, store::outbox::Open& out) {
+std::size_t valid_frame(std::string_view bytes, store::OutboxWrite& out) {
   if (bytes.size() < kHeader || bytes.substr(0, 4) != kMagic) return 0;
   const auto length = static_cast<std::size_t>(get<std::uint32_t>(bytes, 4));
   if (length > kMaxPayload || bytes.size() - kHeader < length) return 0;
   const std::string_view payload = bytes.substr(kHeader, length);
   const auto sum = checksum(payload);
   if (std::memcmp(sum.data(), bytes.data() + 8, sum.size()) != 0) return 0;
-  auto open = parse_payload(payload);
-  if (!open) return 0;
-  out = std::move(*open);
+  auto write = parse_payload(payload);
+  if (!write) return 0;
+  out = std::move(*write);
   return kHeader + length;
 }
 
@@ -216,11 +244,11 @@ Result<std::shared_ptr<OpenLog::Segment>> OpenLog::new_segment(std::size_t capac
   return segment;
 }
 
-Result<OpenLog::Ticket> OpenLog::append(const store::outbox::Open& open) {
+Result<OpenLog::Ticket> OpenLog::append(const store::OutboxWrite& write) {
   Lane& l = lane();
   std::lock_guard lock(l.mutex);
   l.frame.clear();
-  encode(open, l.frame);
+  encode(write, l.frame);
   if (l.frame.empty()) return Unexpected(Error::internal);
   if (!l.segment || l.segment->capacity - l.segment->bytes < l.frame.size()) {
     auto fresh = new_segment(std::max(options_.segment_bytes, l.frame.size()));
@@ -233,28 +261,30 @@ Result<OpenLog::Ticket> OpenLog::append(const store::outbox::Open& open) {
   return Ticket(l.segment);
 }
 
-void OpenLog::encode(const store::outbox::Open& open, std::string& out) {
-  const auto& k = open.key;
-  if (k.iss.size() > kMaxShort || k.event_id.size() > kMaxShort || open.owner.size() > kMaxShort) {
+void OpenLog::encode(const store::OutboxWrite& write, std::string& out) {
+  const auto f = fields_of(write);
+  if (!f) return;
+  const store::OutboxKey& k = *f->key;
+  if (k.iss.size() > kMaxShort || k.event_id.size() > kMaxShort || f->owner->size() > kMaxShort) {
     return;
   }
-  const std::size_t payload = 1 + 8 + 8 + 3 * 2 + 4 + k.iss.size() + k.event_id.size() +
-                              open.owner.size() + open.interrupted_body.size();
+  const std::size_t payload =
+      1 + 8 + 8 + 3 * 2 + 4 + k.iss.size() + k.event_id.size() + f->owner->size() + f->body->size();
   if (payload > kMaxPayload) return;
   const std::size_t start = out.size();
   out.reserve(start + kHeader + payload);
   out.append(kMagic);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(payload));
   out.append(crypto_shorthash_BYTES, '\0');  // the checksum, below
-  put<std::uint8_t>(out, kVersion);
-  put<std::int64_t>(out, open.now_ms);
+  put<std::uint8_t>(out, f->kind);
+  put<std::int64_t>(out, f->now_ms);
   put<std::int64_t>(out, k.use);
-  for (const std::string* s : {&k.iss, &k.event_id, &open.owner}) {
+  for (const std::string* s : {&k.iss, &k.event_id, f->owner}) {
     put<std::uint16_t>(out, static_cast<std::uint16_t>(s->size()));
     out.append(*s);
   }
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(open.interrupted_body.size()));
-  out.append(open.interrupted_body);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(f->body->size()));
+  out.append(*f->body);
   const auto sum = checksum(std::string_view(out).substr(start + kHeader));
   std::memcpy(out.data() + start + 8, sum.data(), sum.size());
 }
@@ -265,15 +295,15 @@ OpenLog::Recovered OpenLog::decode(std::string_view bytes) {
   while (at < bytes.size()) {
     // A segment is allocated whole: the zeros after its last frame are room, not damage.
     if (bytes.find_first_not_of('\0', at) == std::string_view::npos) break;
-    store::outbox::Open open;
-    if (const std::size_t n = valid_frame(bytes.substr(at), open); n > 0) {
-      r.opens.push_back(std::move(open));
+    store::OutboxWrite write;
+    if (const std::size_t n = valid_frame(bytes.substr(at), write); n > 0) {
+      r.writes.push_back(std::move(write));
       at += n;
       continue;
     }
     // Damaged: skip to the next frame that checks out (or to the end).
     std::size_t next = bytes.find(kMagic, at + 1);
-    while (next != std::string_view::npos && valid_frame(bytes.substr(next), open) == 0) {
+    while (next != std::string_view::npos && valid_frame(bytes.substr(next), write) == 0) {
       next = bytes.find(kMagic, next + 1);
     }
     const std::size_t end = next == std::string_view::npos ? bytes.size() : next;
@@ -327,7 +357,7 @@ Result<OpenLog::Recovered> OpenLog::read(const fs::path& dir) {
     if (one.damaged_bytes > 0) {
       spdlog::warn("open log: {}: skipped {} damaged bytes", file.string(), one.damaged_bytes);
     }
-    for (auto& o : one.opens) all.opens.push_back(std::move(o));
+    for (auto& w : one.writes) all.writes.push_back(std::move(w));
     all.damaged_bytes += one.damaged_bytes;
     all.files.push_back(file);
   }

@@ -1,10 +1,11 @@
 // The open log: how a request makes its outbox record durable before the engine sees it
 // (DESIGN §5) without waiting for the outbox database. The request's own thread appends the
-// record's Open (with its "interrupted" body) to a file, a copy into a shared mapping; the
-// database gets the same Open through the DbWorker, committed in the background, and the log's
-// copy is dropped once it has. After a crash, the next start replays what the log still holds
-// into the database before it recovers open records (Outbox), so a use taken just before a kill
-// is reported as interrupted like any other.
+// record's Open (with its "interrupted" body) to a file, a copy into a shared mapping, and
+// later its Finalize (the real body) the same way; the database gets the same writes through
+// the DbWorker, committed in the background, and the log's copies are dropped once it has.
+// After a crash, the next start replays what the log still holds into the database before it
+// recovers open records (Outbox): a use taken just before a kill is reported as interrupted
+// like any other, and a request that was answered just before it with its real usage.
 //
 // Durability is the database's own (SQLite in WAL mode with synchronous=NORMAL): a record is
 // in the kernel's page cache when append returns, so it survives the process, not the machine.
@@ -21,9 +22,10 @@
 // its segment on disk for the next start.
 //
 // Frames: magic "DSOL", u32 payload length, 8-byte SipHash-2-4 of the payload (a checksum
-// against torn or garbled writes, not a MAC), then the payload: u8 version, i64 now_ms, i64
-// use, then iss, event id, owner (u16 length each) and the body (u32 length), integers little
-// endian. A reader skips damaged bytes up to the next frame that checks out, and counts them.
+// against torn or garbled writes, not a MAC), then the payload: u8 kind (1 Open, 2 Finalize),
+// i64 now_ms, i64 use, then iss, event id, owner (empty for a Finalize) (u16 length each) and
+// the body (u32 length), integers little endian. A reader skips damaged bytes up to the next
+// frame that checks out, and counts them.
 //
 //   auto log = OpenLog::create(dir, {.lanes = 2});           // throws std::runtime_error
 //   auto ticket = log->append(open);                          // on the request path
@@ -72,10 +74,11 @@ class OpenLog {
     std::shared_ptr<Segment> segment_;
   };
 
-  // What a directory holds after a crash: the Opens in file and append order, the files they
-  // came from (to remove once the Opens are committed), and the bytes skipped as damaged.
+  // What a directory holds after a crash: the Opens and Finalizes in file and append order
+  // (a request's come from one lane, so its Open precedes its Finalize), the files they came
+  // from (to remove once they are committed), and the bytes skipped as damaged.
   struct Recovered {
-    std::vector<store::outbox::Open> opens;
+    std::vector<store::OutboxWrite> writes;
     std::vector<std::filesystem::path> files;
     std::size_t damaged_bytes = 0;
   };
@@ -87,16 +90,16 @@ class OpenLog {
   OpenLog(const OpenLog&) = delete;
   OpenLog& operator=(const OpenLog&) = delete;
 
-  // Appends `open`. store_unavailable when a new segment cannot be created, allocated or
-  // mapped (disk full): nothing was recorded. internal when a field is too long to frame.
-  // Thread-safe.
-  Result<Ticket> append(const store::outbox::Open& open);
+  // Appends an Open or a Finalize. store_unavailable when a new segment cannot be created,
+  // allocated or mapped (disk full): nothing was recorded. internal when a field is too long to
+  // frame, or for another kind of write. Thread-safe.
+  Result<Ticket> append(const store::OutboxWrite& write);
 
   // Every record in DIR's segments (none when DIR does not exist). store_unavailable when a
   // segment cannot be read.
   static Result<Recovered> read(const std::filesystem::path& dir);
   // Encodes and decodes one frame (exposed for tests).
-  static void encode(const store::outbox::Open& open, std::string& out);
+  static void encode(const store::OutboxWrite& write, std::string& out);
   static Recovered decode(std::string_view bytes);
 
   const std::filesystem::path& dir() const { return dir_; }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <unordered_set>
@@ -329,25 +330,28 @@ Outbox::Outbox(DbWorker& db, const BackendRegistry& backends, SigningKey identit
 
 Outbox::~Outbox() { stop(); }
 
-// The records a crash left in the open log go to the database (as this server's open records,
-// which recover() then turns into interrupted events); the segments go once they are committed.
-// A record the database has already is a conflict, which is fine: it was committed before the
-// crash, and its segment simply had not gone yet.
+// The records a crash left in the open log go to the database (Opens as this server's open
+// records, which recover() then turns into interrupted events, and the Finalizes after them);
+// the segments go once they are committed. A write the database has already is a conflict or
+// not_found, which is fine: it was committed before the crash, and its segment simply had not
+// gone yet.
 void Outbox::replay_open_log() {
   auto recovered = OpenLog::read(open_log_->dir());
   if (!recovered) throw std::runtime_error("outbox: cannot read the open log");
   if (recovered->files.empty()) return;
   constexpr std::size_t kChunk = 1000;
   std::size_t added = 0;
-  for (std::size_t at = 0; at < recovered->opens.size(); at += kChunk) {
-    std::vector<store::OutboxWrite> writes;
-    for (std::size_t i = at; i < std::min(at + kChunk, recovered->opens.size()); ++i) {
-      store::outbox::Open& open = recovered->opens[i];
-      open.owner = owner_;  // one server owns a SQLite file and its log
-      writes.emplace_back(std::move(open));
+  auto& writes = recovered->writes;
+  for (std::size_t at = 0; at < writes.size(); at += kChunk) {
+    std::vector<store::OutboxWrite> chunk;
+    for (std::size_t i = at; i < std::min(at + kChunk, writes.size()); ++i) {
+      if (auto* open = std::get_if<store::outbox::Open>(&writes[i])) {
+        open->owner = owner_;  // one server owns a SQLite file and its log
+      }
+      chunk.push_back(std::move(writes[i]));
     }
     std::promise<Result<std::vector<store::OutboxWriteResult>>> applied;
-    db_.run([&](store::ServerStore& s) { applied.set_value(s.apply(writes)); });
+    db_.run([&](store::ServerStore& s) { applied.set_value(s.apply(chunk)); });
     auto results = applied.get_future().get();
     if (!results) throw std::runtime_error("outbox: cannot replay the open log into the database");
     added += static_cast<std::size_t>(
@@ -355,7 +359,7 @@ void Outbox::replay_open_log() {
   }
   if (added > 0 || recovered->damaged_bytes > 0) {
     spdlog::warn(
-        "outbox: the open log held {} records the database did not have ({} damaged "
+        "outbox: the open log held {} writes the database did not have ({} damaged "
         "bytes skipped)",
         added, recovered->damaged_bytes);
   }
@@ -372,7 +376,7 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
   if (open_log_) {
     // Durable once appended; the database commits it in the background (see outbox.hpp).
     store::OutboxWrite write = open_write(record, std::move(interrupted_body), owner_);
-    auto ticket = open_log_->append(std::get<store::outbox::Open>(write));
+    auto ticket = open_log_->append(write);
     if (!ticket) {
       next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
       co_return Unexpected(Error::store_unavailable);
@@ -397,14 +401,25 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
 
 void Outbox::finish(const UsageRecord& record) {
   Dispatcher* d = dispatcher_.get();
-  // Retried while the database refuses writes: its Open (from the open log) may be waiting too.
-  db_.write_retried(
-      store::outbox::Finalize{
-          .key = key_of(record), .body = usage_event_json(record), .now_ms = unix_ms()},
-      [d, id = record.event_id](store::OutboxWriteResult r) {
-        if (!r) return d->poke();
-        spdlog::error("outbox: cannot finalize event {}: {}", id, to_string(*r));
-      });
+  store::OutboxWrite write = store::outbox::Finalize{
+      .key = key_of(record), .body = usage_event_json(record), .now_ms = unix_ms()};
+  // In the open log first: a kill before the commit still reports the real usage.
+  std::optional<OpenLog::Ticket> ticket;
+  if (open_log_) {
+    if (auto appended = open_log_->append(write)) {
+      ticket = std::move(*appended);
+    } else {
+      spdlog::error("outbox: event {} finalized in the database only: the open log refused it",
+                    record.event_id);
+    }
+  }
+  // Retried while the database refuses writes: its Open may be waiting too.
+  db_.write_retried(std::move(write), [d, id = record.event_id,
+                                       ticket = std::move(ticket)](store::OutboxWriteResult r) {
+    if (!r) return d->poke();
+    if (*r == Error::store_unavailable && ticket) ticket->keep();
+    spdlog::error("outbox: cannot finalize event {}: {}", id, to_string(*r));
+  });
 }
 
 bool Outbox::admit() {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <unordered_map>
 
 namespace dynaseal::store {
 namespace {
@@ -88,19 +89,80 @@ std::unique_ptr<SqliteServerStore> SqliteServerStore::open(const std::filesystem
   return store;
 }
 
+namespace {
+
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+// For each Open in `writes`, the index of the Finalize of the same key later in the batch, or
+// kNone. A request that finished before its Open was committed (with the open log, nothing
+// waits for that commit) has both in one batch.
+std::vector<std::size_t> finalizes_of_opens(const std::vector<OutboxWrite>& writes) {
+  std::vector<std::size_t> paired(writes.size(), kNone);
+  std::unordered_map<std::string, std::size_t> opens;
+  auto name = [](const OutboxKey& k) {
+    std::string n;
+    n.reserve(k.iss.size() + k.event_id.size() + 22);
+    n.append(k.iss).push_back('\0');
+    n.append(k.event_id).push_back('\0');
+    n.append(std::to_string(k.use));
+    return n;
+  };
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    if (const auto* open = std::get_if<outbox::Open>(&writes[i])) {
+      opens.insert_or_assign(name(open->key), i);
+    } else if (const auto* fin = std::get_if<outbox::Finalize>(&writes[i])) {
+      if (auto it = opens.find(name(fin->key)); it != opens.end()) {
+        paired[it->second] = i;
+        opens.erase(it);
+      }
+    }
+  }
+  return paired;
+}
+
+}  // namespace
+
 Result<std::vector<OutboxWriteResult>> SqliteServerStore::apply(
     const std::vector<OutboxWrite>& writes) {
+  const std::vector<std::size_t> paired = finalizes_of_opens(writes);
   auto tx = db_.begin();
   if (!tx) return Unexpected(tx.error());
-  std::vector<OutboxWriteResult> results;
-  results.reserve(writes.size());
-  for (const OutboxWrite& w : writes) {
-    OutboxWriteResult r = apply_one(w);
+  std::vector<OutboxWriteResult> results(writes.size());
+  std::vector<char> applied(writes.size(), 0);
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    if (applied[i] != 0) continue;
+    OutboxWriteResult r;
+    if (paired[i] != kNone) {
+      // One insert of the finished record instead of an insert and an update. If the key
+      // exists, the Open conflicts and the Finalize is applied at its turn, as it would be.
+      r = insert_finished(std::get<outbox::Open>(writes[i]),
+                          std::get<outbox::Finalize>(writes[paired[i]]));
+      if (!r) applied[paired[i]] = 1;
+    } else {
+      r = apply_one(writes[i]);
+    }
     if (r == Error::store_unavailable) return Unexpected(Error::store_unavailable);
-    results.push_back(r);
+    results[i] = r;
   }
   if (auto committed = tx->commit(); !committed) return Unexpected(committed.error());
   return results;
+}
+
+OutboxWriteResult SqliteServerStore::insert_finished(const outbox::Open& open,
+                                                     const outbox::Finalize& fin) {
+  Statement& s = db_.statement(
+      "INSERT INTO outbox (iss, event_id, use_number, state, owner, body, created_ms, queued_ms, "
+      "next_attempt_ms) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING");
+  auto ok = s.bind(1, open.key.iss)
+                .bind(2, open.key.event_id)
+                .bind(3, open.key.use)
+                .bind(4, open.owner)
+                .bind(5, fin.body)
+                .bind(6, open.now_ms)
+                .bind(7, fin.now_ms)
+                .run();
+  if (!ok) return Error::store_unavailable;
+  return db_.changes() == 1 ? OutboxWriteResult{} : Error::conflict;
 }
 
 OutboxWriteResult SqliteServerStore::apply_one(const OutboxWrite& write) {

@@ -42,6 +42,8 @@ class SqliteServerStore final : public ServerStore {
  private:
   explicit SqliteServerStore(Sqlite db) : db_(std::move(db)) {}
   OutboxWriteResult apply_one(const OutboxWrite& write);
+  // An Open and its Finalize from one batch, as one insert of the finished record.
+  OutboxWriteResult insert_finished(const outbox::Open& open, const outbox::Finalize& fin);
 
   Sqlite db_;
   std::unique_ptr<SqliteCheckpointer> checkpointer_;  // after db_: destroyed before it

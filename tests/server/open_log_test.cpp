@@ -23,6 +23,10 @@ store::outbox::Open open_of(int i, std::string body = R"({"status":"interrupted"
                              .now_ms = 1'800'000'000'000 + i};
 }
 
+const store::outbox::Open& opened(const store::OutboxWrite& w) {
+  return std::get<store::outbox::Open>(w);
+}
+
 std::vector<fs::path> segments(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path());
@@ -56,17 +60,40 @@ TEST(OpenLog, AFrameDecodesToTheOpenItEncodes) {
   OpenLog::encode(first, bytes);
   OpenLog::encode(second, bytes);
   auto r = OpenLog::decode(bytes);
-  ASSERT_EQ(r.opens.size(), 2u);
-  expect_same(r.opens[0], first);
-  expect_same(r.opens[1], second);
+  ASSERT_EQ(r.writes.size(), 2u);
+  expect_same(opened(r.writes[0]), first);
+  expect_same(opened(r.writes[1]), second);
   EXPECT_EQ(r.damaged_bytes, 0u);
   // A segment is allocated whole: zeros after the last frame are room, not damage.
   r = OpenLog::decode(bytes + std::string(5000, '\0'));
-  EXPECT_EQ(r.opens.size(), 2u);
+  EXPECT_EQ(r.writes.size(), 2u);
   EXPECT_EQ(r.damaged_bytes, 0u);
   r = OpenLog::decode(std::string(100, '\0') + bytes);
-  EXPECT_EQ(r.opens.size(), 2u);
+  EXPECT_EQ(r.writes.size(), 2u);
   EXPECT_EQ(r.damaged_bytes, 100u) << "zeros before a frame are";
+}
+
+TEST(OpenLog, CarriesFinalizesToo) {
+  std::string bytes;
+  const store::outbox::Finalize fin{
+      .key = {"acme", "jti-7", 2}, .body = R"({"status":"ok"})", .now_ms = 1'800'000'000'123};
+  OpenLog::encode(open_of(7), bytes);
+  OpenLog::encode(fin, bytes);
+  OpenLog::encode(store::outbox::Delivered{.id = 1, .now_ms = 1, .http_status = 200}, bytes);
+  auto r = OpenLog::decode(bytes);
+  ASSERT_EQ(r.writes.size(), 2u) << "Delivered is not a record of the log";
+  const auto& back = std::get<store::outbox::Finalize>(r.writes[1]);
+  EXPECT_EQ(back.key.iss, "acme");
+  EXPECT_EQ(back.key.event_id, "jti-7");
+  EXPECT_EQ(back.key.use, 2);
+  EXPECT_EQ(back.body, fin.body);
+  EXPECT_EQ(back.now_ms, fin.now_ms);
+  // An Open without an owner, or a Finalize with one, is no record.
+  auto ownerless = open_of(1);
+  ownerless.owner.clear();
+  std::string bad;
+  OpenLog::encode(ownerless, bad);
+  EXPECT_TRUE(OpenLog::decode(bad).writes.empty());
 }
 
 TEST(OpenLog, RefusesToFrameWhatItCouldNotReadBack) {
@@ -91,8 +118,8 @@ TEST(OpenLog, ATornTailLosesOnlyTheFrameItCut) {
   for (int i = 0; i < 3; ++i) OpenLog::encode(open_of(i), bytes);
   for (std::size_t cut = 1; cut < 40; ++cut) {
     auto r = OpenLog::decode(std::string_view(bytes).substr(0, bytes.size() - cut));
-    ASSERT_EQ(r.opens.size(), 2u) << cut;
-    EXPECT_EQ(r.opens[1].key.event_id, "jti-1");
+    ASSERT_EQ(r.writes.size(), 2u) << cut;
+    EXPECT_EQ(opened(r.writes[1]).key.event_id, "jti-1");
     EXPECT_GT(r.damaged_bytes, 0u);
   }
 }
@@ -107,14 +134,14 @@ TEST(OpenLog, ADamagedFrameIsSkippedAndTheFramesAfterItAreKept) {
     std::string damaged = two;
     damaged[at] = static_cast<char>(damaged[at] ^ 0x5a);
     auto r = OpenLog::decode(one + damaged + three);
-    ASSERT_EQ(r.opens.size(), 2u) << at;
-    EXPECT_EQ(r.opens[0].key.event_id, "jti-1");
-    EXPECT_EQ(r.opens[1].key.event_id, "jti-3");
+    ASSERT_EQ(r.writes.size(), 2u) << at;
+    EXPECT_EQ(opened(r.writes[0]).key.event_id, "jti-1");
+    EXPECT_EQ(opened(r.writes[1]).key.event_id, "jti-3");
     EXPECT_EQ(r.damaged_bytes, two.size()) << at;
   }
   // Garbage between frames, including a false "DSOL".
   auto r = OpenLog::decode(one + "DSOL\xff\xff garbage" + three);
-  ASSERT_EQ(r.opens.size(), 2u);
+  ASSERT_EQ(r.writes.size(), 2u);
   EXPECT_EQ(r.damaged_bytes, 14u);
 }
 
@@ -128,7 +155,7 @@ TEST(OpenLog, FramesThatCheckOutButMakeNoSenseAreSkipped) {
     std::string bytes;
     OpenLog::encode(o, bytes);
     auto r = OpenLog::decode(bytes);
-    EXPECT_TRUE(r.opens.empty());
+    EXPECT_TRUE(r.writes.empty());
     EXPECT_EQ(r.damaged_bytes, bytes.size());
   }
 }
@@ -152,14 +179,14 @@ TEST(OpenLog, AppendedRecordsAreReadBackInOrderFromEveryLane) {
   for (auto& t : threads) t.join();
   auto r = OpenLog::read(dir.path() / "log");
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->opens.size(), 200u);
+  ASSERT_EQ(r->writes.size(), 200u);
   EXPECT_EQ(r->damaged_bytes, 0u);
   EXPECT_GE(r->files.size(), 1u);
   EXPECT_LE(r->files.size(), 4u);
   // Within each thread's lane, append order.
   std::map<int, int> last;
-  for (const auto& o : r->opens) {
-    const int n = std::stoi(o.key.event_id.substr(4));
+  for (const auto& w : r->writes) {
+    const int n = std::stoi(opened(w).key.event_id.substr(4));
     auto [it, fresh] = last.try_emplace(n / 1000, n);
     if (!fresh) {
       EXPECT_GT(n, it->second);
@@ -190,10 +217,10 @@ TEST(OpenLog, ASegmentGoesWhenItIsSealedAndItsLastTicketIsDropped) {
   EXPECT_EQ(segments(path).size(), 4u) << "kept for the next start";
   auto r = OpenLog::read(path);
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->opens.size(), 4u);
-  EXPECT_EQ(r->opens[0].key.event_id, "jti-1");
-  EXPECT_EQ(r->opens[1].key.event_id, "jti-3");
-  EXPECT_EQ(r->opens[3].key.event_id, "jti-5");
+  ASSERT_EQ(r->writes.size(), 4u);
+  EXPECT_EQ(opened(r->writes[0]).key.event_id, "jti-1");
+  EXPECT_EQ(opened(r->writes[1]).key.event_id, "jti-3");
+  EXPECT_EQ(opened(r->writes[3]).key.event_id, "jti-5");
   log.reset();
   tickets.clear();
   EXPECT_EQ(segments(path).size(), 1u) << "only the kept one";
@@ -213,15 +240,15 @@ TEST(OpenLog, SegmentsAreReadInCreationOrderAcrossRuns) {
   spit(path / "notes.txt", "not a segment");
   auto r = OpenLog::read(path);
   ASSERT_TRUE(r);
-  ASSERT_EQ(r->opens.size(), 3u);
-  EXPECT_EQ(r->opens[0].key.event_id, "jti-1");
-  EXPECT_EQ(r->opens[1].key.event_id, "jti-2");
-  EXPECT_EQ(r->opens[2].key.event_id, "jti-3");
+  ASSERT_EQ(r->writes.size(), 3u);
+  EXPECT_EQ(opened(r->writes[0]).key.event_id, "jti-1");
+  EXPECT_EQ(opened(r->writes[1]).key.event_id, "jti-2");
+  EXPECT_EQ(opened(r->writes[2]).key.event_id, "jti-3");
   EXPECT_EQ(r->files.size(), 3u);
 
   auto missing = OpenLog::read(dir.path() / "none");
   ASSERT_TRUE(missing);
-  EXPECT_TRUE(missing->opens.empty());
+  EXPECT_TRUE(missing->writes.empty());
   EXPECT_TRUE(missing->files.empty());
 }
 

@@ -342,6 +342,44 @@ TEST_P(ServerStoreTest, AReplayedEventTakesNoLateFinalize) {
   EXPECT_EQ(only_event(13'000).body, "interrupted");
 }
 
+TEST_P(ServerStoreTest, AnOpenAndItsFinalizeInOneBatchLeaveWhatTwoBatchesWould) {
+  // One batch (a request that finished before its Open was committed) and two batches.
+  apply({Open{key("together"), "llm-1", "interrupted", 100},
+         Finalize{key("together"), "final", 150}});
+  apply({Open{key("apart"), "llm-1", "interrupted", 100}});
+  apply({Finalize{key("apart"), "final", 150}});
+  auto events = claim(150);
+  ASSERT_EQ(events.size(), 2u);
+  for (const OutboxEvent& e : events) {
+    EXPECT_EQ(e.body, "final") << e.webhook_id;
+    EXPECT_EQ(e.queued_ms, 150) << e.webhook_id;
+    EXPECT_EQ(e.attempts, 0) << e.webhook_id;
+  }
+  EXPECT_TRUE(claim(151).empty()) << "both leased";
+
+  // The key exists already: the Open conflicts and the Finalize does what it would alone.
+  apply({Open{key("was-open"), "llm-1", "interrupted", 100}});
+  auto r =
+      apply({Open{key("was-open"), "llm-1", "again", 200}, Finalize{key("was-open"), "f", 210}});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], Error::conflict);
+  EXPECT_FALSE(r[1]) << "the existing open record is finalized";
+  queue("was-done", 100);
+  r = apply({Open{key("was-done"), "llm-1", "again", 200}, Finalize{key("was-done"), "f2", 210}});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], Error::conflict);
+  EXPECT_EQ(r[1], Error::not_found) << "a finished record is not finalized twice";
+  // A Finalize before its Open in the batch is not paired: not_found, then an open record.
+  r = apply({Finalize{key("backwards"), "f", 5}, Open{key("backwards"), "llm-1", "i", 5}});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], Error::not_found);
+  EXPECT_FALSE(r[1]);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->open, 1);
+  EXPECT_EQ(stats->pending, 4);
+}
+
 TEST_P(ServerStoreTest, TellsWhichUsesOfRecentKeysWereTaken) {
   auto final_body = [](int total) {
     return R"({"status":"ok","usage":{"prompt_tokens":1,"completion_tokens":)" +

@@ -377,6 +377,7 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
     // Durable once appended; the database commits it in the background (see outbox.hpp).
     store::OutboxWrite write = open_write(record, std::move(interrupted_body), owner_);
     auto ticket = open_log_->append(write);
+    log_failing_.store(!ticket, std::memory_order_relaxed);
     if (!ticket) {
       next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
       co_return Unexpected(Error::store_unavailable);
@@ -423,7 +424,7 @@ void Outbox::finish(const UsageRecord& record) {
 }
 
 bool Outbox::admit() {
-  if (!db_.failing()) return true;
+  if (!db_.failing() && !log_failing_.load(std::memory_order_relaxed)) return true;
   const std::int64_t now = unix_ms();
   std::int64_t next = next_probe_ms_.load(std::memory_order_relaxed);
   return now >= next && next_probe_ms_.compare_exchange_strong(next, now + kProbeEvery.count(),

@@ -73,11 +73,12 @@ class Outbox {
   // The final record; never blocks, durable within one commit.
   void finish(const UsageRecord& record);
 
-  // Whether a request may take a use now. While the database refuses writes, a request that
-  // took a use could not record it (it would be refused, and its use reported as interrupted
-  // only later, from the use store's journal): so from a failed open on, one request every
-  // kProbeEvery goes ahead, to find out whether the database is back, and the others are
-  // refused before they spend anything. Lock-free.
+  // Whether a request may take a use now. While the database (or the open log) refuses
+  // writes, a request that took a use could not record it (it would be refused, and its use
+  // reported as interrupted only later, from the use store's journal, or never with the memory
+  // store): so from a failed open on, one request every kProbeEvery goes ahead, to find out
+  // whether the database is back, and the others are refused before they spend anything.
+  // Lock-free.
   bool admit();
   static constexpr std::chrono::milliseconds kProbeEvery{250};
 
@@ -103,6 +104,7 @@ class Outbox {
   std::string owner_;
   std::unique_ptr<OpenLog> open_log_;
   std::atomic<std::int64_t> next_probe_ms_{0};
+  std::atomic<bool> log_failing_{false};  // the last append to the open log failed
   std::unique_ptr<Dispatcher> dispatcher_;
 };
 

@@ -287,6 +287,39 @@ TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
       << "the Opens, then the Finalize, reach the database once it takes writes";
 }
 
+TEST(OutboxWithAnOpenLog, RefusesBeforeTheUseWhileTheLogCannotBeWritten) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  DbWorker db(std::move(inner));
+  BackendRegistry registry;
+  Metrics metrics({"demo"});
+  const auto log_dir = dir.path() / "s.db-openlog";
+  // One record per segment: every append needs a new file.
+  Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics,
+                OpenLog::create(log_dir, {.lanes = 1, .segment_bytes = 1}));
+  asio::io_context io;
+  auto open = [&](int i) {
+    const UsageRecord r = probe_record(i);
+    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
+    io.restart();
+    io.run();
+    return f.get();
+  };
+  ASSERT_TRUE(open(1));
+  EXPECT_TRUE(outbox.admit());
+  std::filesystem::remove_all(log_dir);
+  EXPECT_EQ(open(2).error(), Error::store_unavailable);
+  EXPECT_FALSE(outbox.admit()) << "no use is taken that could not be recorded";
+  std::this_thread::sleep_for(Outbox::kProbeEvery + milliseconds(20));
+  EXPECT_TRUE(outbox.admit()) << "one probe";
+  EXPECT_FALSE(outbox.admit());
+  std::filesystem::create_directories(log_dir);
+  ASSERT_TRUE(open(3)) << "the probe finds the log writable again";
+  EXPECT_TRUE(outbox.admit());
+}
+
 TEST(OutboxWithAnOpenLog, TheNextStartReportsWhatOnlyTheLogHeldAsInterrupted) {
   testing::TempDir dir;
   std::string message;

@@ -9,20 +9,23 @@ constexpr auto kRetryEvery = std::chrono::milliseconds(200);
 
 }  // namespace
 
-DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store, std::chrono::microseconds gather)
-    : store_(std::move(store)), gather_(gather), thread_([this] { loop(); }) {}
+DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store, std::chrono::microseconds gather,
+                   std::chrono::milliseconds hold)
+    : store_(std::move(store)), gather_(gather), hold_(hold), thread_([this] { loop(); }) {}
 
 DbWorker::~DbWorker() { stop(); }
 
-void DbWorker::Batch::push(store::OutboxWrite write, WriteDone done, bool retry) {
+void DbWorker::Batch::push(store::OutboxWrite write, WriteDone done, bool retry, bool hold) {
   writes.push_back(std::move(write));
   dones.push_back(std::move(done));
   retried.push_back(retry ? 1 : 0);
+  held.push_back(hold ? 1 : 0);
 }
 
 void DbWorker::Batch::append(Batch& other) {
   for (std::size_t i = 0; i < other.writes.size(); ++i) {
-    push(std::move(other.writes[i]), std::move(other.dones[i]), other.retried[i] != 0);
+    push(std::move(other.writes[i]), std::move(other.dones[i]), other.retried[i] != 0,
+         other.held[i] != 0);
   }
   other.clear();
 }
@@ -31,6 +34,7 @@ void DbWorker::Batch::clear() {
   writes.clear();
   dones.clear();
   retried.clear();
+  held.clear();
 }
 
 void DbWorker::write(store::OutboxWrite write, WriteDone done) {
@@ -42,13 +46,17 @@ void DbWorker::write_retried(store::OutboxWrite write, WriteDone committed) {
   queue(std::move(write), std::move(committed), true);
 }
 
+void DbWorker::write_held(store::outbox::Open open, WriteDone committed) {
+  queue(std::move(open), std::move(committed), true, hold_.count() > 0);
+}
+
 // A busy worker looks at the queue again before it sleeps, so a notify (a futex call) is needed
 // only when it is asleep: most writes under load cost no system call.
-void DbWorker::queue(store::OutboxWrite write, WriteDone done, bool retry) {
+void DbWorker::queue(store::OutboxWrite write, WriteDone done, bool retry, bool hold) {
   bool asleep = false;
   {
     std::lock_guard lock(mutex_);
-    queued_.push(std::move(write), std::move(done), retry);
+    queued_.push(std::move(write), std::move(done), retry, hold);
     asleep = sleeping_;
   }
   if (asleep) wake_.notify_one();
@@ -91,12 +99,16 @@ void DbWorker::loop() {
   Batch retry;
   std::vector<Task> tasks;
   std::unique_lock lock(mutex_);
+  Batch incoming;
   for (;;) {
     sleeping_ = true;
-    if (retry.empty()) {
-      wake_.wait(lock, [this] { return stopping_ || !queued_.empty() || !tasks_.empty(); });
-    } else {
+    auto work = [this] { return stopping_ || !queued_.empty() || !tasks_.empty(); };
+    if (!retry.empty()) {
       wake_.wait_for(lock, kRetryEvery, [this] { return stopping_; });
+    } else if (!held_until_.empty()) {
+      wake_.wait_until(lock, held_until_.front().first, work);
+    } else {
+      wake_.wait(lock, work);
     }
     sleeping_ = false;
     // Writers do not notify while sleeping_ is false: the window costs them nothing.
@@ -105,17 +117,18 @@ void DbWorker::loop() {
     }
     const bool last = stopping_;
     batch.append(retry);
-    batch.append(queued_);
+    incoming.append(queued_);
     tasks.swap(tasks_);
     lock.unlock();
 
+    pair_held(incoming, batch, Clock::now(), last);
     if (!batch.empty()) commit(batch, retry);
     batch.clear();
     for (Task& t : tasks) t(*store_);
     tasks.clear();
 
     lock.lock();
-    if (last && queued_.empty() && tasks_.empty()) break;
+    if (last && queued_.empty() && tasks_.empty() && held_.empty()) break;
   }
   if (!retry.empty()) {
     spdlog::error("outbox: {} writes could not be stored at shutdown", retry.writes.size());
@@ -123,6 +136,33 @@ void DbWorker::loop() {
       if (done) done(Error::store_unavailable);
     }
   }
+}
+
+void DbWorker::pair_held(Batch& batch, Batch& out, Clock::time_point now, bool all) {
+  auto release = [&](const std::string& name) {
+    auto it = held_.find(name);
+    if (it == held_.end()) return;
+    out.push(std::move(it->second.open), std::move(it->second.done), true);
+    held_.erase(it);
+  };
+  while (!held_until_.empty() && (all || held_until_.front().first <= now)) {
+    release(held_until_.front().second);
+    held_until_.pop_front();
+  }
+  for (std::size_t i = 0; i < batch.writes.size(); ++i) {
+    store::OutboxWrite& w = batch.writes[i];
+    if (batch.held[i] != 0 && !all) {
+      std::string name = std::get<store::outbox::Open>(w).key.name();
+      held_until_.emplace_back(now + hold_, name);
+      held_.insert_or_assign(std::move(name), Held{std::move(w), std::move(batch.dones[i])});
+      continue;
+    }
+    if (const auto* fin = std::get_if<store::outbox::Finalize>(&w); fin && !held_.empty()) {
+      release(fin->key.name());  // the store commits the pair as one finished record
+    }
+    out.push(std::move(w), std::move(batch.dones[i]), batch.retried[i] != 0);
+  }
+  batch.clear();
 }
 
 void DbWorker::commit(Batch& batch, Batch& retry) {

@@ -27,7 +27,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/async_result.hpp>
@@ -46,11 +49,16 @@ class DbWorker {
   using WriteDone = std::function<void(store::OutboxWriteResult)>;
   using Task = std::function<void(store::ServerStore&)>;
 
+  // For a store nobody on the request path waits for (the open log keeps the records):
   // gather: after waking for a write, wait this long for more before committing, and take no
-  // wake-ups meanwhile. For a store nobody on the request path waits for (the open log): fewer,
-  // larger transactions and one thread switch per window instead of one per request.
+  // wake-ups meanwhile: fewer, larger transactions and one thread switch per window instead of
+  // one per request.
+  // hold: a held Open (write_held) waits up to this long for its Finalize, so that a request
+  // that finishes in time costs one insert of its finished record instead of an insert and an
+  // update (the store pairs them within a transaction).
   explicit DbWorker(std::unique_ptr<store::ServerStore> store,
-                    std::chrono::microseconds gather = std::chrono::microseconds(0));
+                    std::chrono::microseconds gather = std::chrono::microseconds(0),
+                    std::chrono::milliseconds hold = std::chrono::milliseconds(0));
   ~DbWorker();
   DbWorker(const DbWorker&) = delete;
   DbWorker& operator=(const DbWorker&) = delete;
@@ -60,6 +68,9 @@ class DbWorker {
   // Queues a write that is retried until it is committed; `committed` runs on this worker's
   // thread then with the write's result, or at stop with store_unavailable.
   void write_retried(store::OutboxWrite write, WriteDone committed);
+  // The same for an Open that is durable elsewhere (the open log): it may be held back for
+  // `hold`, waiting for its Finalize (see the constructor). Queries (run) do not wait for it.
+  void write_held(store::outbox::Open open, WriteDone committed);
   // Queues a task, run on this worker's thread after the pending writes are committed.
   void run(Task task);
   // Flushes, runs what is queued, and ends the thread. Idempotent.
@@ -96,12 +107,21 @@ class DbWorker {
     std::vector<store::OutboxWrite> writes;
     std::vector<WriteDone> dones;
     std::vector<char> retried;  // retried until committed, whether or not it has a callback
+    std::vector<char> held;     // an Open that may wait for its Finalize
     bool empty() const { return writes.empty(); }
-    void push(store::OutboxWrite write, WriteDone done, bool retry);
+    void push(store::OutboxWrite write, WriteDone done, bool retry, bool hold = false);
     void append(Batch& other);
     void clear();
   };
-  void queue(store::OutboxWrite write, WriteDone done, bool retry);
+  struct Held {
+    store::OutboxWrite open;
+    WriteDone done;
+  };
+  using Clock = std::chrono::steady_clock;
+  void queue(store::OutboxWrite write, WriteDone done, bool retry, bool hold = false);
+  // Moves `batch` into `out`: held Opens into held_, Finalizes after their held Open, and the
+  // Opens held past their time (all of them when `all`) first.
+  void pair_held(Batch& batch, Batch& out, Clock::time_point now, bool all);
   void loop();
   // Commits `batch`; leaves in `retry` the writes to try again (those without a callback) when
   // the transaction failed.
@@ -109,6 +129,11 @@ class DbWorker {
 
   std::unique_ptr<store::ServerStore> store_;
   std::chrono::microseconds gather_;
+  std::chrono::milliseconds hold_;
+  // Held Opens by key name, and their deadlines in arrival order (names whose Open went on
+  // already are skipped). This thread's own: no lock.
+  std::unordered_map<std::string, Held> held_;
+  std::deque<std::pair<Clock::time_point, std::string>> held_until_;
   std::mutex mutex_;
   std::condition_variable wake_;
   Batch queued_;

@@ -382,14 +382,15 @@ asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
       next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
       co_return Unexpected(Error::store_unavailable);
     }
-    db_.write_retried(std::move(write), [ticket = std::move(*ticket), id = record.event_id,
-                                         use = record.use](store::OutboxWriteResult r) {
-      if (!r) return;
-      if (*r == Error::store_unavailable) return ticket.keep();
-      // Not expected: the use store was restored from these records.
-      spdlog::error("outbox: the record of event {} use {} existed before: {}", id, use,
-                    to_string(*r));
-    });
+    db_.write_held(std::get<store::outbox::Open>(std::move(write)),
+                   [ticket = std::move(*ticket), id = record.event_id,
+                    use = record.use](store::OutboxWriteResult r) {
+                     if (!r) return;
+                     if (*r == Error::store_unavailable) return ticket.keep();
+                     // Not expected: the use store was restored from these records.
+                     spdlog::error("outbox: the record of event {} use {} existed before: {}", id,
+                                   use, to_string(*r));
+                   });
     co_return Result<void>{};
   }
   auto result = co_await db_.write_durable(open_write(record, std::move(interrupted_body), owner_));

@@ -115,7 +115,10 @@ std::vector<store::RegisteredBackend> load_backends(const ServerConfig& c, store
   return *stored;
 }
 
+// With the open log (db_worker.hpp): writes gathered for 2 ms, and a request's Open held for
+// up to 1 s, so that one that finishes by then is inserted once, finished.
 constexpr std::chrono::microseconds kGatherWrites{2000};
+constexpr std::chrono::milliseconds kHoldOpens{1000};
 
 // The use store `store` names: the memory store, awaited inline (and swept by the caller), or
 // Redis, shared with every replica that names the same one.
@@ -166,9 +169,10 @@ struct ServerApp::Impl {
     auto stored = load_backends(config, *store, backends);
     if (shared_db()) registry_sync = std::make_unique<RegistrySync>(backends, stored);
     const bool with_open_log = config.outbox.open_log && memory_uses && !shared_db();
-    // With the open log nothing on the request path waits for a commit: gather writes.
-    db = std::make_unique<DbWorker>(std::move(store),
-                                    with_open_log ? kGatherWrites : std::chrono::microseconds(0));
+    // With the open log nothing on the request path waits for a commit: gather writes, and
+    // hold Opens for their Finalize.
+    db = with_open_log ? std::make_unique<DbWorker>(std::move(store), kGatherWrites, kHoldOpens)
+                       : std::make_unique<DbWorker>(std::move(store));
     std::unique_ptr<OpenLog> open_log;
     if (with_open_log) {
       auto dir = config.db_path;

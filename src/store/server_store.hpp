@@ -41,6 +41,15 @@ struct OutboxKey {
   std::string iss;
   std::string event_id;
   std::int64_t use = 0;
+  // One string per key (for maps): iss, event id and use, NUL-separated.
+  std::string name() const {
+    std::string n;
+    n.reserve(iss.size() + event_id.size() + 22);
+    n.append(iss).push_back('\0');
+    n.append(event_id).push_back('\0');
+    n.append(std::to_string(use));
+    return n;
+  }
 };
 
 // The writes the server batches into one transaction (group commit).

@@ -99,19 +99,11 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 std::vector<std::size_t> finalizes_of_opens(const std::vector<OutboxWrite>& writes) {
   std::vector<std::size_t> paired(writes.size(), kNone);
   std::unordered_map<std::string, std::size_t> opens;
-  auto name = [](const OutboxKey& k) {
-    std::string n;
-    n.reserve(k.iss.size() + k.event_id.size() + 22);
-    n.append(k.iss).push_back('\0');
-    n.append(k.event_id).push_back('\0');
-    n.append(std::to_string(k.use));
-    return n;
-  };
   for (std::size_t i = 0; i < writes.size(); ++i) {
     if (const auto* open = std::get_if<outbox::Open>(&writes[i])) {
-      opens.insert_or_assign(name(open->key), i);
+      opens.insert_or_assign(open->key.name(), i);
     } else if (const auto* fin = std::get_if<outbox::Finalize>(&writes[i])) {
-      if (auto it = opens.find(name(fin->key)); it != opens.end()) {
+      if (auto it = opens.find(fin->key.name()); it != opens.end()) {
         paired[it->second] = i;
         opens.erase(it);
       }

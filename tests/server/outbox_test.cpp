@@ -241,6 +241,60 @@ TEST(DbWorker, ARetriedWriteReportsOnceItIsCommittedOrAtStopIfItNeverIs) {
   EXPECT_EQ(refused, 1) << "told at stop that it never reached the database";
 }
 
+store::outbox::Open held_open(int i) { return std::get<store::outbox::Open>(open_write(i)); }
+
+store::OutboxWrite finalize_write(int i) {
+  return store::outbox::Finalize{
+      .key = {"acme", "jti-" + std::to_string(i), 1}, .body = "final", .now_ms = 2};
+}
+
+// The outbox's stats as the worker sees them now (a query waits for queued writes, not for
+// held ones).
+store::OutboxStats stats_now(DbWorker& db) {
+  std::promise<Result<store::OutboxStats>> p;
+  db.run([&p](store::ServerStore& s) { p.set_value(s.stats()); });
+  auto stats = p.get_future().get();
+  EXPECT_TRUE(stats);
+  return stats ? *stats : store::OutboxStats{};
+}
+
+TEST(DbWorker, AHeldOpenWaitsForItsFinalizeAndGoesAloneWhenItComesTooLate) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  CountingStore* store = counting.get();
+  DbWorker db(std::move(counting), std::chrono::microseconds(0), milliseconds(300));
+  std::atomic<int> committed{0};
+  auto done = [&](store::OutboxWriteResult r) { committed += r ? 0 : 1; };
+
+  db.write_held(held_open(1), done);
+  db.write_held(held_open(2), done);
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(committed, 0) << "held";
+  EXPECT_EQ(stats_now(db).open, 0);
+  const int before = store->transactions;
+  db.write_retried(finalize_write(1), done);
+  for (int i = 0; i < 100 && committed < 2; ++i) std::this_thread::sleep_for(milliseconds(5));
+  EXPECT_EQ(committed, 2) << "the Open with its Finalize";
+  EXPECT_EQ(store->transactions - before, 1) << "in one transaction";
+  auto stats = stats_now(db);
+  EXPECT_EQ(stats.pending, 1) << "inserted finished";
+  EXPECT_EQ(stats.open, 0) << "the other still held";
+
+  for (int i = 0; i < 100 && committed < 3; ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(committed, 3) << "past its hold, the other Open goes alone";
+  EXPECT_EQ(stats_now(db).open, 1);
+  db.write_retried(finalize_write(2), done);
+  for (int i = 0; i < 100 && committed < 4; ++i) std::this_thread::sleep_for(milliseconds(5));
+  EXPECT_EQ(stats_now(db).pending, 2) << "and its late Finalize updates it";
+
+  db.write_held(held_open(3), done);
+  db.stop();
+  EXPECT_EQ(committed, 5) << "stop commits what is held";
+}
+
 // Waits for `pred` on the outbox database's stats, for up to 3 s.
 bool wait_stats(DbWorker& db, const std::function<bool(const store::OutboxStats&)>& pred) {
   for (int i = 0; i < 300; ++i) {

@@ -371,28 +371,32 @@ void Outbox::replay_open_log() {
   }
 }
 
+// Not a coroutine: GCC 12 destroys a closure with non-trivial captures twice when it is a
+// temporary in a coroutine.
+Result<void> Outbox::open_logged(const UsageRecord& record, std::string interrupted_body) {
+  // Durable once appended; the database commits it in the background (see outbox.hpp).
+  store::OutboxWrite write = open_write(record, std::move(interrupted_body), owner_);
+  auto ticket = open_log_->append(write);
+  log_failing_.store(!ticket, std::memory_order_relaxed);
+  if (!ticket) {
+    next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
+    return Unexpected(Error::store_unavailable);
+  }
+  db_.write_held(std::get<store::outbox::Open>(std::move(write)),
+                 [ticket = std::move(*ticket), id = record.event_id,
+                  use = record.use](store::OutboxWriteResult r) {
+                   if (!r) return;
+                   if (*r == Error::store_unavailable) return ticket.keep();
+                   // Not expected: the use store was restored from these records.
+                   spdlog::error("outbox: the record of event {} use {} existed before: {}", id,
+                                 use, to_string(*r));
+                 });
+  return {};
+}
+
 asio::awaitable<Result<void>> Outbox::open(const UsageRecord& record,
                                            std::string interrupted_body) {
-  if (open_log_) {
-    // Durable once appended; the database commits it in the background (see outbox.hpp).
-    store::OutboxWrite write = open_write(record, std::move(interrupted_body), owner_);
-    auto ticket = open_log_->append(write);
-    log_failing_.store(!ticket, std::memory_order_relaxed);
-    if (!ticket) {
-      next_probe_ms_.store(unix_ms() + kProbeEvery.count(), std::memory_order_relaxed);
-      co_return Unexpected(Error::store_unavailable);
-    }
-    db_.write_held(std::get<store::outbox::Open>(std::move(write)),
-                   [ticket = std::move(*ticket), id = record.event_id,
-                    use = record.use](store::OutboxWriteResult r) {
-                     if (!r) return;
-                     if (*r == Error::store_unavailable) return ticket.keep();
-                     // Not expected: the use store was restored from these records.
-                     spdlog::error("outbox: the record of event {} use {} existed before: {}", id,
-                                   use, to_string(*r));
-                   });
-    co_return Result<void>{};
-  }
+  if (open_log_) co_return open_logged(record, std::move(interrupted_body));
   auto result = co_await db_.write_durable(open_write(record, std::move(interrupted_body), owner_));
   if (!result) co_return Result<void>{};
   if (*result != Error::conflict) {

@@ -99,6 +99,7 @@ class Outbox {
  private:
   struct Dispatcher;
   void replay_open_log();
+  Result<void> open_logged(const UsageRecord& record, std::string interrupted_body);
 
   DbWorker& db_;
   std::string owner_;

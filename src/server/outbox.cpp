@@ -70,6 +70,22 @@ asio::awaitable<Result<std::vector<store::OutboxEvent>>> claim_due(DbWorker& db,
       });
 }
 
+// The earliest next attempt over the pending events of `backends`.
+asio::awaitable<Result<std::optional<std::int64_t>>> next_due(DbWorker& db,
+                                                              std::vector<std::string> backends) {
+  return db.query<Result<std::optional<std::int64_t>>>(
+      [backends =
+           std::move(backends)](store::ServerStore& s) -> Result<std::optional<std::int64_t>> {
+        std::optional<std::int64_t> earliest;
+        for (const std::string& iss : backends) {
+          auto due = s.next_due_ms(iss);
+          if (!due) return due;
+          if (*due && (!earliest || **due < *earliest)) earliest = *due;
+        }
+        return earliest;
+      });
+}
+
 asio::awaitable<Result<std::int64_t>> replay_dead(DbWorker& db, std::string iss,
                                                   std::string webhook_id) {
   return db.query<Result<std::int64_t>>(
@@ -181,9 +197,11 @@ asio::awaitable<void> Outbox::Dispatcher::loop() {
   auto next_sweep = std::chrono::steady_clock::now();
   while (!stopping) {
     bool claimed = false;
+    std::vector<std::string> deliverable;
     auto snapshot = backends.snapshot();
     for (const auto& [id, backend] : snapshot->backends) {
       if (backend.callback_url.empty()) continue;
+      deliverable.push_back(id);
       claimed = co_await claim(id, backend.callback_url) || claimed;
     }
     if (std::chrono::steady_clock::now() >= next_sweep) {
@@ -194,8 +212,9 @@ asio::awaitable<void> Outbox::Dispatcher::loop() {
       poked = false;
       continue;
     }
-    auto due = co_await db.query<Result<std::optional<std::int64_t>>>(
-        [](store::ServerStore& s) { return s.next_due_ms(); });
+    // Only backends it can deliver to: the events of one without a callback URL wait, and
+    // would otherwise be due at every turn.
+    auto due = co_await next_due(db, std::move(deliverable));
     auto sleep = options.poll;
     if (due && *due) {
       sleep = std::clamp(std::chrono::milliseconds(**due - unix_ms()), std::chrono::milliseconds(1),

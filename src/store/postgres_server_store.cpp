@@ -224,8 +224,9 @@ Result<std::int64_t> PostgresServerStore::expire(std::int64_t cutoff_ms,
   return *died;
 }
 
-Result<std::optional<std::int64_t>> PostgresServerStore::next_due_ms() {
-  auto rows = db_.query("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'");
+Result<std::optional<std::int64_t>> PostgresServerStore::next_due_ms(std::string_view iss) {
+  auto rows = db_.query(
+      "SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending' AND iss = $1", {iss});
   if (!rows) return Unexpected(rows.error());
   const std::optional<std::int64_t> due = rows->optional_int64(0, 0);
   if (auto ok = rows->check(); !ok) return Unexpected(ok.error());

@@ -43,7 +43,7 @@ class PostgresServerStore final : public ServerStore {
   Result<std::int64_t> recover_stale(std::int64_t stale_before_ms, std::int64_t now_ms) override;
   Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,
                               std::int64_t now_ms) override;
-  Result<std::optional<std::int64_t>> next_due_ms() override;
+  Result<std::optional<std::int64_t>> next_due_ms(std::string_view iss) override;
   Result<OutboxStats> stats() override;
   Result<std::vector<DeadLetter>> dead_letters(std::size_t limit) override;
   Result<std::int64_t> replay(std::string_view iss, std::string_view webhook_id,

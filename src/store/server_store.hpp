@@ -159,8 +159,9 @@ class ServerStore {
   // events older than `retention_cutoff_ms` are deleted. Returns how many died.
   virtual Result<std::int64_t> expire(std::int64_t cutoff_ms, std::int64_t retention_cutoff_ms,
                                       std::int64_t now_ms) = 0;
-  // The earliest next attempt among pending events, if any (the dispatcher sleeps until then).
-  virtual Result<std::optional<std::int64_t>> next_due_ms() = 0;
+  // The earliest next attempt among backend `iss`'s pending events, if any (the dispatcher
+  // sleeps until the earliest of the backends it can deliver to).
+  virtual Result<std::optional<std::int64_t>> next_due_ms(std::string_view iss) = 0;
 
   virtual Result<OutboxStats> stats() = 0;
   virtual Result<std::vector<DeadLetter>> dead_letters(std::size_t limit) = 0;

@@ -302,8 +302,10 @@ Result<std::int64_t> SqliteServerStore::expire(std::int64_t cutoff_ms,
   return died;
 }
 
-Result<std::optional<std::int64_t>> SqliteServerStore::next_due_ms() {
-  Statement& s = db_.statement("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'");
+Result<std::optional<std::int64_t>> SqliteServerStore::next_due_ms(std::string_view iss) {
+  Statement& s =
+      db_.statement("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending' AND iss = ?1");
+  s.bind(1, iss);
   auto row = s.step();
   if (!row) return Unexpected(row.error());
   std::optional<std::int64_t> due;

@@ -76,6 +76,7 @@ class CountingStore final : public store::ServerStore {
   std::atomic<int> transactions{0};
   std::atomic<std::size_t> largest{0};
   std::atomic<bool> refusing{false};
+  std::atomic<int> due_queries{0};
 
   Result<std::vector<store::OutboxWriteResult>> apply(
       const std::vector<store::OutboxWrite>& writes) override {
@@ -102,7 +103,10 @@ class CountingStore final : public store::ServerStore {
   Result<std::int64_t> expire(std::int64_t a, std::int64_t b, std::int64_t c) override {
     return inner_->expire(a, b, c);
   }
-  Result<std::optional<std::int64_t>> next_due_ms() override { return inner_->next_due_ms(); }
+  Result<std::optional<std::int64_t>> next_due_ms(std::string_view iss) override {
+    due_queries++;
+    return inner_->next_due_ms(iss);
+  }
   Result<store::OutboxStats> stats() override { return inner_->stats(); }
   Result<std::vector<store::DeadLetter>> dead_letters(std::size_t n) override {
     return inner_->dead_letters(n);
@@ -339,6 +343,32 @@ TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
   store->refusing = false;
   EXPECT_TRUE(wait_stats(db, [](const auto& s) { return s.open == 2 && s.pending == 1; }))
       << "the Opens, then the Finalize, reach the database once it takes writes";
+}
+
+TEST(Outbox, EventsOfABackendWithoutCallbackUrlDoNotKeepTheDispatcherAwake) {
+  testing::TempDir dir;
+  std::string message;
+  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
+  ASSERT_TRUE(inner) << message;
+  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  CountingStore* store = counting.get();
+  DbWorker db(std::move(counting));
+  BackendRegistry registry;
+  ASSERT_TRUE(registry.add(Backend{"acme", {}, ""}));  // no callback_url: its events wait
+  Metrics metrics({"demo"});
+  OutboxOptions options;
+  options.poll = milliseconds(200);
+  Outbox outbox(db, registry, SigningKey::generate(), "llm-1", options, metrics);
+  outbox.start(false);
+  asio::io_context io;
+  const UsageRecord r = probe_record(1);
+  auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
+  io.run();
+  ASSERT_TRUE(f.get());
+  outbox.finish(r);  // pending, due now, and never deliverable
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_EQ(store->due_queries, 0) << "nothing to deliver to: it sleeps for poll_ms";
+  outbox.stop();
 }
 
 TEST(OutboxWithAnOpenLog, RefusesBeforeTheUseWhileTheLogCannotBeWritten) {

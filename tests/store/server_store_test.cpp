@@ -221,9 +221,12 @@ TEST_P(ServerStoreTest, ExpiresOldPendingEventsAndDropsOldDeliveries) {
   auto dead = store->dead_letters(10);
   ASSERT_TRUE(dead);
   EXPECT_EQ((*dead)[0].last_error, "expired: never attempted");
-  auto due = store->next_due_ms();
+  auto due = store->next_due_ms("acme");
   ASSERT_TRUE(due);
   EXPECT_EQ(*due, 100);
+  due = store->next_due_ms("beta");
+  ASSERT_TRUE(due);
+  EXPECT_FALSE(due->has_value()) << "per backend";
 }
 
 TEST_P(ServerStoreTest, StoresRegisteredBackendsAcrossRestarts) {

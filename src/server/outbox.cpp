@@ -139,6 +139,9 @@ struct Outbox::Dispatcher {
   bool poked = false;
   bool stopping = false;
   std::atomic<bool> poke_posted{false};
+  // Whether some backend has a callback URL (as of the loop's last turn): a finished event of
+  // a backend without one has nothing to wake the dispatcher for.
+  std::atomic<bool> any_deliverable{true};
   std::map<std::string, BackendState, std::less<>> state;
   std::map<std::string, std::unique_ptr<net::UpstreamPool>, std::less<>> pools;
   std::unordered_set<std::int64_t> in_flight_ids;
@@ -160,6 +163,7 @@ struct Outbox::Dispatcher {
 
   // From any thread: look for work now. Coalesced, so a burst of finishes costs one wake-up.
   void poke() {
+    if (!any_deliverable.load(std::memory_order_relaxed)) return;
     if (poke_posted.exchange(true)) return;
     asio::post(io, [this] {
       poke_posted = false;
@@ -214,7 +218,9 @@ asio::awaitable<void> Outbox::Dispatcher::loop() {
     }
     // Only backends it can deliver to: the events of one without a callback URL wait, and
     // would otherwise be due at every turn.
-    auto due = co_await next_due(db, std::move(deliverable));
+    any_deliverable.store(!deliverable.empty(), std::memory_order_relaxed);
+    Result<std::optional<std::int64_t>> due = std::optional<std::int64_t>{};
+    if (!deliverable.empty()) due = co_await next_due(db, std::move(deliverable));
     auto sleep = options.poll;
     if (due && *due) {
       sleep = std::clamp(std::chrono::milliseconds(**due - unix_ms()), std::chrono::milliseconds(1),

@@ -153,9 +153,11 @@ void DbWorker::pair_held(Batch& batch, Batch& out, Clock::time_point now, bool a
     store::OutboxWrite& w = batch.writes[i];
     if (batch.held[i] != 0 && !all) {
       std::string name = std::get<store::outbox::Open>(w).key.name();
-      held_until_.emplace_back(now + hold_, name);
-      held_.insert_or_assign(std::move(name), Held{std::move(w), std::move(batch.dones[i])});
-      continue;
+      if (!held_.contains(name)) {  // a second Open of one key goes on, to conflict
+        held_until_.emplace_back(now + hold_, name);
+        held_.emplace(std::move(name), Held{std::move(w), std::move(batch.dones[i])});
+        continue;
+      }
     }
     if (const auto* fin = std::get_if<store::outbox::Finalize>(&w); fin && !held_.empty()) {
       release(fin->key.name());  // the store commits the pair as one finished record

@@ -195,6 +195,14 @@ struct MemoryUseStore::Shard {
     drop_expired(now, 1);
     return size() < capacity;
   }
+  // The key's entry, added (alive until `deadline`) when it has none; nullptr when the shard is
+  // full or memory runs out.
+  ExpiringMap<KeyState>::Node* key(IdView id, std::int64_t deadline, std::int64_t now,
+                                   std::size_t capacity) {
+    if (auto* node = keys.find(id, now)) return node;
+    if (!has_room(now, capacity)) return nullptr;
+    return keys.insert(id, KeyState{.deadline = deadline});
+  }
 };
 
 MemoryUseStore::MemoryUseStore(MemoryUseStoreOptions options)
@@ -272,12 +280,8 @@ Result<void> MemoryUseStore::revoke_jti(std::string_view iss, std::string_view j
   const std::int64_t t = shard.advance(now);
   shard.drop_expired(t, kDropsPerOperation);
   if (until <= t) return {};  // lapsed already: nothing to remember
-  auto* node = shard.keys.find({iss, jti}, t);
-  if (!node) {
-    if (!shard.has_room(t, shard_capacity_)) return Unexpected(Error::store_unavailable);
-    node = shard.keys.insert({iss, jti}, KeyState{.deadline = until});
-    if (!node) return Unexpected(Error::store_unavailable);
-  }
+  auto* node = shard.key({iss, jti}, until, t, shard_capacity_);
+  if (!node) return Unexpected(Error::store_unavailable);
   node->second.revoked_until = std::max(node->second.revoked_until, until);
   shard.keys.extend(*node, until);
   return {};
@@ -292,12 +296,8 @@ Result<void> MemoryUseStore::restore(std::string_view iss, std::string_view jti,
   const std::int64_t t = shard.advance(now);
   shard.drop_expired(t, kDropsPerOperation);
   if (until <= t) return {};  // the key is dead: nothing to remember
-  auto* node = shard.keys.find({iss, jti}, t);
-  if (!node) {
-    if (!shard.has_room(t, shard_capacity_)) return Unexpected(Error::store_unavailable);
-    node = shard.keys.insert({iss, jti}, KeyState{.deadline = until});
-    if (!node) return Unexpected(Error::store_unavailable);
-  }
+  auto* node = shard.key({iss, jti}, until, t, shard_capacity_);
+  if (!node) return Unexpected(Error::store_unavailable);
   node->second.uses = std::max(node->second.uses, uses);
   node->second.spent = std::max(node->second.spent, spent_tokens);
   shard.keys.extend(*node, until);

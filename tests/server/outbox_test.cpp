@@ -5,6 +5,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -174,25 +175,33 @@ UsageRecord probe_record(int i) {
   return UsageRecord{.event_id = "probe-" + std::to_string(i), .use = 1, .iss = "acme"};
 }
 
-TEST(Outbox, AdmitsOnlyOneProbeEveryIntervalWhileTheDatabaseRefusesWrites) {
-  testing::TempDir dir;
+// A counted SQLite outbox database in `dir`, its writes committed at once.
+std::unique_ptr<CountingStore> counted_sqlite(const testing::TempDir& dir) {
   std::string message;
   auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
-  ASSERT_TRUE(inner) << message;
-  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  if (!inner) throw std::runtime_error("cannot open the test database: " + message);
+  return std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+}
+
+// Opens probe_record(i) through `outbox`, on `io`, and waits for the answer.
+Result<void> open_probe(Outbox& outbox, asio::io_context& io, int i) {
+  const UsageRecord r = probe_record(i);
+  auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
+  io.restart();
+  io.run();
+  return f.get();
+}
+
+TEST(Outbox, AdmitsOnlyOneProbeEveryIntervalWhileTheDatabaseRefusesWrites) {
+  testing::TempDir dir;
+  auto counting = counted_sqlite(dir);
   CountingStore* store = counting.get();
   DbWorker db(std::move(counting));
   BackendRegistry registry;
   Metrics metrics({"demo"});
   Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics);
   asio::io_context io;
-  auto open = [&](int i) {
-    const UsageRecord r = probe_record(i);
-    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
-    io.restart();
-    io.run();
-    return f.get();
-  };
+  auto open = [&](int i) { return open_probe(outbox, io, i); };
 
   EXPECT_TRUE(outbox.admit());
   ASSERT_TRUE(open(1));
@@ -217,10 +226,7 @@ TEST(Outbox, AdmitsOnlyOneProbeEveryIntervalWhileTheDatabaseRefusesWrites) {
 
 TEST(DbWorker, ARetriedWriteReportsOnceItIsCommittedOrAtStopIfItNeverIs) {
   testing::TempDir dir;
-  std::string message;
-  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
-  ASSERT_TRUE(inner) << message;
-  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  auto counting = counted_sqlite(dir);
   CountingStore* store = counting.get();
   DbWorker db(std::move(counting));
   std::atomic<int> committed{0}, refused{0};
@@ -264,10 +270,7 @@ store::OutboxStats stats_now(DbWorker& db) {
 
 TEST(DbWorker, AHeldOpenWaitsForItsFinalizeAndGoesAloneWhenItComesTooLate) {
   testing::TempDir dir;
-  std::string message;
-  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
-  ASSERT_TRUE(inner) << message;
-  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  auto counting = counted_sqlite(dir);
   CountingStore* store = counting.get();
   DbWorker db(std::move(counting), std::chrono::microseconds(0), milliseconds(300));
   std::atomic<int> committed{0};
@@ -313,10 +316,7 @@ bool wait_stats(DbWorker& db, const std::function<bool(const store::OutboxStats&
 
 TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
   testing::TempDir dir;
-  std::string message;
-  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
-  ASSERT_TRUE(inner) << message;
-  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  auto counting = counted_sqlite(dir);
   CountingStore* store = counting.get();
   DbWorker db(std::move(counting));
   BackendRegistry registry;
@@ -327,11 +327,7 @@ TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
   asio::io_context io;
   store->refusing = true;
   for (int i = 0; i < 3; ++i) {
-    const UsageRecord r = probe_record(i);
-    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
-    io.restart();
-    io.run();
-    EXPECT_TRUE(f.get()) << "in the log: the request may go on";
+    EXPECT_TRUE(open_probe(outbox, io, i)) << "in the log: the request may go on";
   }
   auto logged = OpenLog::read(log_dir);
   ASSERT_TRUE(logged);
@@ -347,10 +343,7 @@ TEST(OutboxWithAnOpenLog, OpenIsDurableInTheLogWhileTheDatabaseRefusesWrites) {
 
 TEST(Outbox, EventsOfABackendWithoutCallbackUrlDoNotKeepTheDispatcherAwake) {
   testing::TempDir dir;
-  std::string message;
-  auto inner = store::SqliteServerStore::open(dir.path() / "s.db", &message);
-  ASSERT_TRUE(inner) << message;
-  auto counting = std::make_unique<CountingStore>(std::move(inner), milliseconds(0));
+  auto counting = counted_sqlite(dir);
   CountingStore* store = counting.get();
   DbWorker db(std::move(counting));
   BackendRegistry registry;
@@ -361,11 +354,8 @@ TEST(Outbox, EventsOfABackendWithoutCallbackUrlDoNotKeepTheDispatcherAwake) {
   Outbox outbox(db, registry, SigningKey::generate(), "llm-1", options, metrics);
   outbox.start(false);
   asio::io_context io;
-  const UsageRecord r = probe_record(1);
-  auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
-  io.run();
-  ASSERT_TRUE(f.get());
-  outbox.finish(r);  // pending, due now, and never deliverable
+  ASSERT_TRUE(open_probe(outbox, io, 1));
+  outbox.finish(probe_record(1));  // pending, due now, and never deliverable
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_EQ(store->due_queries, 0) << "nothing to deliver to: it sleeps for poll_ms";
   outbox.stop();
@@ -384,13 +374,7 @@ TEST(OutboxWithAnOpenLog, RefusesBeforeTheUseWhileTheLogCannotBeWritten) {
   Outbox outbox(db, registry, SigningKey::generate(), "llm-1", OutboxOptions{}, metrics,
                 OpenLog::create(log_dir, {.lanes = 1, .segment_bytes = 1}));
   asio::io_context io;
-  auto open = [&](int i) {
-    const UsageRecord r = probe_record(i);
-    auto f = asio::co_spawn(io, outbox.open(r, interrupted_event_json(r)), asio::use_future);
-    io.restart();
-    io.run();
-    return f.get();
-  };
+  auto open = [&](int i) { return open_probe(outbox, io, i); };
   ASSERT_TRUE(open(1));
   EXPECT_TRUE(outbox.admit());
   std::filesystem::remove_all(log_dir);

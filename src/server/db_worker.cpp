@@ -160,7 +160,7 @@ void DbWorker::pair_held(Batch& batch, Batch& out, Clock::time_point now, bool a
       }
     }
     if (const auto* fin = std::get_if<store::outbox::Finalize>(&w); fin && !held_.empty()) {
-      release(fin->key.name());  // the store commits the pair as one finished record
+      release(fin->key.name());  // just before it: one finished record
     }
     out.push(std::move(w), std::move(batch.dones[i]), batch.retried[i] != 0);
   }

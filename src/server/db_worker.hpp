@@ -55,7 +55,7 @@ class DbWorker {
   // one per request.
   // hold: a held Open (write_held) waits up to this long for its Finalize, so that a request
   // that finishes in time costs one insert of its finished record instead of an insert and an
-  // update (the store pairs them within a transaction).
+  // update (the Open goes just before its Finalize, and SQLite inserts the two as one).
   explicit DbWorker(std::unique_ptr<store::ServerStore> store,
                     std::chrono::microseconds gather = std::chrono::microseconds(0),
                     std::chrono::milliseconds hold = std::chrono::milliseconds(0));

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <unordered_map>
 
 namespace dynaseal::store {
 namespace {
@@ -93,50 +92,35 @@ std::unique_ptr<SqliteServerStore> SqliteServerStore::open(const std::filesystem
 
 namespace {
 
-constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-
-// For each Open in `writes`, the index of the Finalize of the same key later in the batch, or
-// kNone. A request that finished before its Open was committed (with the open log, nothing
-// waits for that commit) has both in one batch.
-std::vector<std::size_t> finalizes_of_opens(const std::vector<OutboxWrite>& writes) {
-  std::vector<std::size_t> paired(writes.size(), kNone);
-  std::unordered_map<std::string, std::size_t> opens;
-  for (std::size_t i = 0; i < writes.size(); ++i) {
-    if (const auto* open = std::get_if<outbox::Open>(&writes[i])) {
-      opens.insert_or_assign(open->key.name(), i);
-    } else if (const auto* fin = std::get_if<outbox::Finalize>(&writes[i])) {
-      if (auto it = opens.find(fin->key.name()); it != opens.end()) {
-        paired[it->second] = i;
-        opens.erase(it);
-      }
-    }
-  }
-  return paired;
+// The Finalize right after an Open of the same key, if writes[i] is such an Open. A request
+// that finished before its Open was committed has both in one batch, side by side: the
+// DbWorker puts a held Open just before its Finalize (db_worker.hpp).
+const outbox::Finalize* finalize_after(const std::vector<OutboxWrite>& writes, std::size_t i) {
+  const auto* open = std::get_if<outbox::Open>(&writes[i]);
+  if (open == nullptr || i + 1 == writes.size()) return nullptr;
+  const auto* fin = std::get_if<outbox::Finalize>(&writes[i + 1]);
+  if (fin == nullptr) return nullptr;
+  const OutboxKey &a = open->key, &b = fin->key;
+  return a.use == b.use && a.event_id == b.event_id && a.iss == b.iss ? fin : nullptr;
 }
 
 }  // namespace
 
 Result<std::vector<OutboxWriteResult>> SqliteServerStore::apply(
     const std::vector<OutboxWrite>& writes) {
-  const std::vector<std::size_t> paired = finalizes_of_opens(writes);
   auto tx = db_.begin();
   if (!tx) return Unexpected(tx.error());
   std::vector<OutboxWriteResult> results(writes.size());
-  std::vector<char> applied(writes.size(), 0);
   for (std::size_t i = 0; i < writes.size(); ++i) {
-    if (applied[i] != 0) continue;
-    OutboxWriteResult r;
-    if (paired[i] != kNone) {
-      // One insert of the finished record instead of an insert and an update. If the key
-      // exists, the Open conflicts and the Finalize is applied at its turn, as it would be.
-      r = insert_finished(std::get<outbox::Open>(writes[i]),
-                          std::get<outbox::Finalize>(writes[paired[i]]));
-      if (!r) applied[paired[i]] = 1;
-    } else {
-      r = apply_one(writes[i]);
-    }
+    // An Open with its Finalize: one insert of the finished record instead of an insert and
+    // an update. If the key exists, the Open conflicts and the Finalize is applied at its
+    // turn, as it would be alone.
+    const outbox::Finalize* fin = finalize_after(writes, i);
+    const OutboxWriteResult r =
+        fin ? insert_finished(std::get<outbox::Open>(writes[i]), *fin) : apply_one(writes[i]);
     if (r == Error::store_unavailable) return Unexpected(Error::store_unavailable);
     results[i] = r;
+    if (fin && !r) ++i;  // the Finalize is done too (its result: none)
   }
   if (auto committed = tx->commit(); !committed) return Unexpected(committed.error());
   return results;

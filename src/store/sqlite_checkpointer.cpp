@@ -43,6 +43,11 @@ long SqliteCheckpointer::completed() const {
   return completed_;
 }
 
+long SqliteCheckpointer::wakeups() const {
+  std::lock_guard lock(mutex_);
+  return wakeups_;
+}
+
 // Runs on the committing thread, after each commit, with the WAL's size in pages.
 int SqliteCheckpointer::on_commit(void* self, sqlite3* db, const char* name, int pages) {
   auto* c = static_cast<SqliteCheckpointer*>(self);
@@ -50,10 +55,13 @@ int SqliteCheckpointer::on_commit(void* self, sqlite3* db, const char* name, int
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     return SQLITE_OK;
   }
-  if (pages >= c->wal_pages_) {
+  if (pages < c->woken_at_) c->woken_at_ = 0;  // the WAL was restarted
+  if (pages - c->woken_at_ >= c->wal_pages_) {
+    c->woken_at_ = pages;
     bool wake = false;
     {
       std::lock_guard lock(c->mutex_);
+      ++c->wakeups_;
       wake = !c->due_;
       c->due_ = true;
     }

@@ -175,5 +175,45 @@ TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
   EXPECT_EQ(autockpt->int64(0), 0);
 }
 
+// A reader holding its snapshot keeps the WAL from restarting, as steady writes do in the
+// server: the WAL stays past `wal_pages`, and still the thread is woken once per `wal_pages` new
+// pages, not after every commit.
+TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "c.db";
+  auto db = Sqlite::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+  // Below the safety valve (16 × wal_pages), where the committing connection checkpoints itself.
+  constexpr long kWalPages = 16;
+  SqliteCheckpointer checkpointer(*db, path, kWalPages);
+  const std::string body(3000, 'x');
+  const auto insert = [&] {
+    auto tx = db->begin();
+    ASSERT_TRUE(tx);
+    ASSERT_TRUE(db->statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
+    ASSERT_TRUE(tx->commit());
+  };
+  insert();
+  auto reader = Sqlite::open(path, {.create = false});
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(reader->exec("BEGIN; SELECT count(*) FROM t;"));
+  const auto wal_frames = [&] {
+    constexpr std::uintmax_t kHeader = 32, kFrame = 24 + 4096;
+    return static_cast<long>((std::filesystem::file_size(path.string() + "-wal") - kHeader) /
+                             kFrame);
+  };
+  const long before = wal_frames();
+  constexpr int kCommits = 60;
+  for (int i = 0; i < kCommits; ++i) insert();
+  const long frames = wal_frames();
+  ASSERT_GE(frames - before, kCommits) << "every commit added at least one page";
+  ASSERT_LT(frames, 16 * kWalPages);
+  EXPECT_GE(checkpointer.wakeups(), frames / kWalPages - 1);
+  EXPECT_LE(checkpointer.wakeups(), frames / kWalPages)
+      << "woken after commits that added few pages";
+  ASSERT_TRUE(reader->exec("COMMIT"));
+}
+
 }  // namespace
 }  // namespace dynaseal::store

@@ -11,33 +11,6 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr char kHex[] = "0123456789abcdef";
-
-void append_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // UTF-16 code units of a valid UTF-8 string (parse_json guarantees validity).
 std::u16string utf16_units(std::string_view s) {
   std::u16string out;
@@ -85,7 +58,7 @@ void append_object(std::string& out, const json::object& obj) {
   out.push_back('{');
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i) out.push_back(',');
-    append_string(out, members[i].kv->key());
+    json_append_string(out, members[i].kv->key());
     out.push_back(':');
     append_value(out, members[i].kv->value());
   }
@@ -99,7 +72,7 @@ void append_value(std::string& out, const json::value& v) {
     case json::kind::int64: jcs_append_number(out, static_cast<double>(v.get_int64())); break;
     case json::kind::uint64: jcs_append_number(out, static_cast<double>(v.get_uint64())); break;
     case json::kind::double_: jcs_append_number(out, v.get_double()); break;
-    case json::kind::string: append_string(out, as_view(v.get_string())); break;
+    case json::kind::string: json_append_string(out, as_view(v.get_string())); break;
     case json::kind::array: {
       out.push_back('[');
       bool first = true;

@@ -46,4 +46,9 @@ std::optional<std::int64_t> int_member(const boost::json::object& obj, std::stri
 
 std::string_view as_view(const boost::json::string& s);
 
+// Appends `s` as a JSON string: quoted, with the minimal escapes (", \, and the control
+// characters, as \b \f \n \r \t or \u00xx). Other bytes are copied as they are, so the result
+// is valid JSON when `s` is valid UTF-8. The same bytes as boost::json::serialize and RFC 8785.
+void json_append_string(std::string& out, std::string_view s);
+
 }  // namespace dynaseal

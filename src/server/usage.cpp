@@ -1,8 +1,7 @@
 #include "server/usage.hpp"
 
-#include <ctime>
-
-#include <boost/json/serialize.hpp>
+#include <algorithm>
+#include <chrono>
 
 #include "core/json.hpp"
 
@@ -29,14 +28,45 @@ std::string_view to_string(UsageStatus s) {
   return "ok";
 }
 
+namespace {
+
+// Appends `value` as `digits` decimal digits, zero-padded (value ≥ 0, and fits).
+void append_digits(char*& at, unsigned value, int digits) {
+  for (int i = digits - 1; i >= 0; --i) {
+    at[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  at += digits;
+}
+
+}  // namespace
+
 std::string rfc3339(std::int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[40];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
-  return buf;
+  namespace chrono = std::chrono;
+  // Four-digit years only, as RFC 3339 has them: 0000-01-01T00:00:00.000Z to
+  // 9999-12-31T23:59:59.999Z.
+  unix_ms = std::clamp<std::int64_t>(unix_ms, -62'167'219'200'000, 253'402'300'799'999);
+  const chrono::sys_time<chrono::milliseconds> t{chrono::milliseconds{unix_ms}};
+  const auto day = chrono::floor<chrono::days>(t);
+  const chrono::year_month_day date{day};
+  const chrono::hh_mm_ss time{t - day};
+  char buf[24];  // 2026-11-21T05:36:48.123Z
+  char* at = buf;
+  append_digits(at, static_cast<unsigned>(static_cast<int>(date.year())), 4);
+  *at++ = '-';
+  append_digits(at, static_cast<unsigned>(date.month()), 2);
+  *at++ = '-';
+  append_digits(at, static_cast<unsigned>(date.day()), 2);
+  *at++ = 'T';
+  append_digits(at, static_cast<unsigned>(time.hours().count()), 2);
+  *at++ = ':';
+  append_digits(at, static_cast<unsigned>(time.minutes().count()), 2);
+  *at++ = ':';
+  append_digits(at, static_cast<unsigned>(time.seconds().count()), 2);
+  *at++ = '.';
+  append_digits(at, static_cast<unsigned>(time.subseconds().count()), 3);
+  *at++ = 'Z';
+  return std::string(buf, static_cast<std::size_t>(at - buf));
 }
 
 std::string UsageEventJson::with_use(std::int64_t use) const {
@@ -48,32 +78,79 @@ std::string UsageEventJson::with_use(std::int64_t use) const {
   return out;
 }
 
+namespace {
+
+// The members of an event, appended in order; keys are literals that need no escape.
+class EventWriter {
+ public:
+  explicit EventWriter(std::string& out) : out_(out) {}
+  void string(std::string_view key, std::string_view value) {
+    name(key);
+    json_append_string(out_, value);
+  }
+  void integer(std::string_view key, std::int64_t value) {
+    name(key);
+    out_.append(std::to_string(value));
+  }
+  void boolean(std::string_view key, bool value) {
+    name(key);
+    out_.append(value ? "true" : "false");
+  }
+  void open(std::string_view key) {
+    name(key);
+    out_.push_back('{');
+    first_ = true;
+  }
+  void close() { out_.push_back('}'); }
+
+ private:
+  void name(std::string_view key) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    out_.push_back('"');
+    out_.append(key);
+    out_.append("\":");
+  }
+  std::string& out_;
+  bool first_ = true;
+};
+
+}  // namespace
+
 UsageEventJson usage_event_json_around_use(const UsageRecord& r) {
-  // Two objects serialized apart and joined: {"type":..,"event_id":.. | ,"use": | N | ,"server":..}
-  // is byte for byte the serialization of one object with these members in this order.
-  json::object first;
-  first["type"] = "usage";
-  first["event_id"] = r.event_id;
-  json::object rest;
-  rest["server"] = r.server;
-  rest["iss"] = r.iss;
-  rest["sub"] = r.sub;
-  rest["model"] = r.model;
-  rest["endpoint"] = to_string(r.endpoint);
-  rest["stream"] = r.stream;
-  rest["status"] = to_string(r.status);
-  rest["usage"] = {{"prompt_tokens", r.usage.prompt},
-                   {"completion_tokens", r.usage.completion},
-                   {"total_tokens", r.usage.total()}};
-  rest["started_at"] = rfc3339(r.started_at_ms);
-  rest["finished_at"] = rfc3339(r.finished_at_ms);
-  rest["request_sha256"] = r.request_sha256;
-  rest["response_sha256"] = r.response_sha256;
-  if (r.ctx) rest["ctx"] = *r.ctx;
-  UsageEventJson parts{.head = json::serialize(first), .tail = json::serialize(rest)};
-  parts.head.back() = ',';  // the closing brace
-  parts.head.append("\"use\":");
-  parts.tail.front() = ',';  // the opening brace
+  // Written member by member (no JSON object built): {"type":..,"event_id":.. | ,"use": | N |
+  // ,"server":..}. The cut sits after event_id, whatever bytes the strings hold.
+  UsageEventJson parts;
+  parts.head.reserve(48 + r.event_id.size());
+  parts.head.push_back('{');
+  EventWriter head(parts.head);
+  head.string("type", "usage");
+  head.string("event_id", r.event_id);
+  parts.head.append(",\"use\":");
+
+  std::string& tail = parts.tail;
+  tail.reserve(400 + r.server.size() + r.iss.size() + r.sub.size() + r.model.size() +
+               (r.ctx ? r.ctx->size() : 0));
+  tail.push_back(',');
+  EventWriter rest(tail);
+  rest.string("server", r.server);
+  rest.string("iss", r.iss);
+  rest.string("sub", r.sub);
+  rest.string("model", r.model);
+  rest.string("endpoint", to_string(r.endpoint));
+  rest.boolean("stream", r.stream);
+  rest.string("status", to_string(r.status));
+  rest.open("usage");
+  rest.integer("prompt_tokens", r.usage.prompt);
+  rest.integer("completion_tokens", r.usage.completion);
+  rest.integer("total_tokens", r.usage.total());
+  rest.close();
+  rest.string("started_at", rfc3339(r.started_at_ms));
+  rest.string("finished_at", rfc3339(r.finished_at_ms));
+  rest.string("request_sha256", r.request_sha256);
+  rest.string("response_sha256", r.response_sha256);
+  if (r.ctx) rest.string("ctx", *r.ctx);
+  tail.push_back('}');
   return parts;
 }
 

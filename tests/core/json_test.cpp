@@ -3,6 +3,7 @@
 #include <set>
 
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
@@ -144,6 +145,25 @@ TEST(StrictJson, PassesJsonTestSuite) {
   EXPECT_GT(y, 90);
   EXPECT_GT(n, 180);
   EXPECT_GT(i, 20);
+}
+
+TEST(JsonString, WritesWhatBoostJsonWritesAndReadsBack) {
+  std::vector<std::string> samples = {"",          "plain",    "caf\xc3\xa9 \xf0\x9f\x98\x80",
+                                      "a\"b\\c/d", "\x7f del", std::string("nul\0in", 6)};
+  std::string every_ascii;
+  for (int c = 0; c < 0x80; ++c) every_ascii.push_back(static_cast<char>(c));
+  samples.push_back(every_ascii);
+  for (const auto& s : samples) {
+    std::string out = "x";
+    json_append_string(out, s);
+    EXPECT_EQ(out, "x" + boost::json::serialize(boost::json::string_view(s))) << s;
+    auto back = parse_json(out.substr(1));
+    ASSERT_TRUE(back) << out;
+    EXPECT_EQ(as_view(back->as_string()), s);
+  }
+  std::string out;
+  json_append_string(out, "\b\f\n\r\t\x01\x1f");
+  EXPECT_EQ(out, R"("\b\f\n\r\t\u0001\u001f")");
 }
 
 }  // namespace

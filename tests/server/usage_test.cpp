@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 namespace dynaseal::server {
@@ -55,6 +56,51 @@ TEST(Usage, CutsTheBodyAroundTheUseSoThatAStoreCanNumberIt) {
     EXPECT_EQ(body.at("event_id").as_string(), R"(evt,"use":0,"x\)");
     EXPECT_EQ(body.at("ctx").as_string(), "order-7");
   }
+}
+
+// The body is written member by member; it must be the bytes boost::json writes for the same
+// object, whatever the strings hold.
+TEST(Usage, WritesTheBytesOfTheSameObjectSerialized) {
+  for (const bool with_ctx : {true, false}) {
+    UsageRecord r = record("evt\"\\\n\x01\xc3\xa9");
+    r.sub = "user \"quoted\" \t\x1f";
+    r.model = "m\xf0\x9f\x98\x80";
+    r.usage = {9'000'000'000'000'000'000, 0};
+    r.stream = !with_ctx;
+    r.status = UsageStatus::upstream_error;
+    if (!with_ctx) r.ctx.reset();
+    boost::json::object o;
+    o["type"] = "usage";
+    o["event_id"] = r.event_id;
+    o["use"] = r.use;
+    o["server"] = r.server;
+    o["iss"] = r.iss;
+    o["sub"] = r.sub;
+    o["model"] = r.model;
+    o["endpoint"] = "completions";
+    o["stream"] = r.stream;
+    o["status"] = "upstream_error";
+    o["usage"] = {{"prompt_tokens", r.usage.prompt},
+                  {"completion_tokens", r.usage.completion},
+                  {"total_tokens", r.usage.total()}};
+    o["started_at"] = "2023-11-14T22:13:20.123Z";
+    o["finished_at"] = "2023-11-14T22:13:21.456Z";
+    o["request_sha256"] = "aa";
+    o["response_sha256"] = "bb";
+    if (with_ctx) o["ctx"] = "order-7";
+    EXPECT_EQ(usage_event_json(r), boost::json::serialize(o));
+  }
+}
+
+TEST(Usage, WritesRfc3339TimesWithMilliseconds) {
+  EXPECT_EQ(rfc3339(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(rfc3339(1709164800007), "2024-02-29T00:00:00.007Z");
+  EXPECT_EQ(rfc3339(1798761599999), "2026-12-31T23:59:59.999Z");
+  EXPECT_EQ(rfc3339(253402300799999), "9999-12-31T23:59:59.999Z");
+  // Beyond four-digit years: the nearest time RFC 3339 can write.
+  EXPECT_EQ(rfc3339(INT64_MAX), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(rfc3339(INT64_MIN), "0000-01-01T00:00:00.000Z");
 }
 
 TEST(Usage, ReadsUsageOnlyWhenWellFormed) {

@@ -3,6 +3,7 @@
 #include <list>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <unordered_set>
 
 #include <boost/asio/as_tuple.hpp>
@@ -195,8 +196,15 @@ class Session final : public Exchange, public Connection {
   // request (pipelining); EOF or an error other than our own cancel means the client left.
   asio::awaitable<void> watch() {
     while (watching_ && buffer_.size() < options().max_header_bytes) {
-      // Through the stream itself: under TLS, raw TCP bytes belong to the TLS layer.
-      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kWatchReadBytes), kNoThrow);
+      // Readable first, then read: a read started at once finds nothing (the client waits for
+      // its answer) and costs a system call per request; a wait costs none.
+      auto [ec] = co_await lowest().socket().async_wait(tcp::socket::wait_read, kNoThrow);
+      std::size_t n = 0;
+      if (!ec) {
+        // Through the stream itself: under TLS, raw TCP bytes belong to the TLS layer.
+        std::tie(ec, n) =
+            co_await stream_.async_read_some(buffer_.prepare(kWatchReadBytes), kNoThrow);
+      }
       buffer_.commit(n);
       if (!ec) continue;
       if (ec != asio::error::operation_aborted && watching_) {

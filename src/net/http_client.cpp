@@ -127,7 +127,7 @@ struct UpstreamCall::Impl {
   UpstreamPool& pool;
   std::unique_ptr<UpstreamPool::Connection> conn;
   std::optional<http::response_parser<http::buffer_body>> parser;
-  std::array<char, 16 * 1024> piece{};
+  std::array<char, 16 * 1024> piece;  // not zeroed: only what a read wrote is used
   Clock::time_point deadline{};
   bool done = false;
   bool failed = false;

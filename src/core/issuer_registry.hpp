@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/jwk.hpp"
+#include "core/string_map.hpp"
 
 namespace dynaseal {
 
@@ -32,11 +33,7 @@ class IssuerRegistry {
   std::size_t size() const { return issuers_.size(); }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, std::vector<PublicJwk>, Hash, std::equal_to<>> issuers_;
+  StringMap<std::vector<PublicJwk>> issuers_;
 };
 
 }  // namespace dynaseal

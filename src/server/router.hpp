@@ -11,6 +11,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "core/string_map.hpp"
 #include "net/http_client.hpp"
 #include "server/config.hpp"
 
@@ -27,12 +28,8 @@ class Router {
   const std::vector<UpstreamConfig>& upstreams() const { return upstreams_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   std::vector<UpstreamConfig> upstreams_;
-  std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> by_model_;
+  StringMap<std::size_t> by_model_;
   std::uint64_t generation_;  // never reused, so a thread's pools belong to one router
 };
 

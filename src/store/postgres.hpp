@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/string_map.hpp"
 #include "store/postgres_rows.hpp"
 
 struct pg_conn;
@@ -117,19 +118,13 @@ class Postgres {
                   std::vector<Result<PgRows>>& out);
   void forget_connection();
 
-  // SQL -> prepared statement name, looked up without copying the SQL.
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
   pg_conn* conn_ = nullptr;
   std::string url_;
   std::string redacted_url_;
   Options options_;
   bool url_sets_statement_timeout_ = false;
   std::string error_;
-  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> statements_;
+  StringMap<std::string> statements_;  // SQL -> prepared statement name
   std::uint64_t next_statement_ = 0;
   std::uint64_t generation_ = 0;  // counts connections, so a transaction knows its own
   bool in_transaction_ = false;

@@ -164,7 +164,7 @@ Result<Statement> Sqlite::prepare(std::string_view sql) {
 }
 
 Statement& Sqlite::statement(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it != cache_.end()) {
     // A caller that stopped after the first row left it active (binds would fail with
     // SQLITE_MISUSE and its read snapshot would stay open): hand it out reset, as promised.

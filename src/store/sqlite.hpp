@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/string_map.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -114,7 +115,7 @@ class Sqlite {
  private:
   explicit Sqlite(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  StringMap<std::unique_ptr<Statement>> cache_;  // by SQL, looked up without a copy
 };
 
 class Transaction {

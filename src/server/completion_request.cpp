@@ -1,5 +1,6 @@
 #include "server/completion_request.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "core/json.hpp"
@@ -36,7 +37,11 @@ std::string_view endpoint_path(Endpoint e) {
 
 Result<CompletionRequest> parse_completion_request(std::string_view body, Endpoint endpoint,
                                                    std::size_t max_bytes) {
-  auto doc = parse_json(body, {.max_bytes = max_bytes, .max_depth = 64});
+  // One arena for the whole document (it lives as long as the request, and is edited once for
+  // the engine), instead of an allocation per string, object and array.
+  auto doc =
+      parse_json(body, {.max_bytes = max_bytes, .max_depth = 64},
+                 json::make_shared_resource<json::monotonic_resource>(2 * body.size() + 512));
   if (!doc || !doc->is_object()) return Unexpected(Error::body_malformed);
   CompletionRequest r;
   r.endpoint = endpoint;

@@ -75,7 +75,8 @@ tcp::endpoint resolve_listen(const std::string& host, std::uint16_t port) {
 template <class Stream>
 class Session final : public Exchange, public Connection {
  public:
-  Session(Worker& worker, Stream stream) : worker_(worker), stream_(std::move(stream)) {
+  Session(Worker& worker, Stream stream)
+      : worker_(worker), stream_(std::move(stream)), watch_done_(stream_.get_executor()) {
     worker_.connections.insert(this);
     ++worker_.shared.open;
   }
@@ -135,25 +136,25 @@ class Session final : public Exchange, public Connection {
   void watch_disconnect(std::function<void()> on_gone) override {
     on_gone_ = std::move(on_gone);
     watching_ = true;
-    watch_done_.emplace(stream_.get_executor());
-    watch_done_->expires_at(asio::steady_timer::time_point::max());
+    watch_started_ = true;
+    watch_done_.expires_at(asio::steady_timer::time_point::max());
     // No deadline on the watch itself: writes set their own, and a write timeout closes the
     // socket, which ends the watch too.
     lowest().expires_never();
-    asio::co_spawn(stream_.get_executor(), watch(), asio::detached);
+    watch_next();
   }
 
   asio::awaitable<void> stop_watching() override {
-    if (!watch_done_) co_return;
+    if (!watch_started_) co_return;
     watching_ = false;
     if (!watch_finished_) {
-      // Cancels the pending watch read; writes are not in flight while the handler awaits this.
-      // The socket may already be closed (abort, shutdown): cancel must not throw then.
+      // Cancels the pending watch wait or read; writes are not in flight while the handler
+      // awaits this. The socket may already be closed (abort, shutdown): cancel must not throw.
       beast::error_code ignored;
       lowest().socket().cancel(ignored);
-      co_await watch_done_->async_wait(kNoThrow);
+      co_await watch_done_.async_wait(kNoThrow);
     }
-    watch_done_.reset();
+    watch_started_ = false;
     watch_finished_ = false;
     on_gone_ = nullptr;
   }
@@ -194,28 +195,34 @@ class Session final : public Exchange, public Connection {
 
   // Reads into the session buffer while the handler is busy: data is kept for the next
   // request (pipelining); EOF or an error other than our own cancel means the client left.
-  asio::awaitable<void> watch() {
-    while (watching_ && buffer_.size() < options().max_header_bytes) {
-      // Readable first, then read: a read started at once finds nothing (the client waits for
-      // its answer) and costs a system call per request; a wait costs none.
-      auto [ec] = co_await lowest().socket().async_wait(tcp::socket::wait_read, kNoThrow);
-      std::size_t n = 0;
-      if (!ec) {
-        // Through the stream itself: under TLS, raw TCP bytes belong to the TLS layer.
-        std::tie(ec, n) =
-            co_await stream_.async_read_some(buffer_.prepare(kWatchReadBytes), kNoThrow);
-      }
-      buffer_.commit(n);
-      if (!ec) continue;
-      if (ec != asio::error::operation_aborted && watching_) {
-        gone_ = true;
-        broken_ = true;
-        if (on_gone_) on_gone_();
-      }
-      break;
+  // Plain completion handlers, not a coroutine: one wait (no system call) and, only when the
+  // socket turns readable, one read. stop_watching waits for the chain to end (watch_done_),
+  // so no handler outlives the session.
+  void watch_next() {
+    if (!watching_ || buffer_.size() >= options().max_header_bytes) return watch_ended({});
+    lowest().socket().async_wait(tcp::socket::wait_read,
+                                 [this](beast::error_code ec) { watch_readable(ec); });
+  }
+
+  void watch_readable(beast::error_code ec) {
+    if (ec || !watching_) return watch_ended(ec);
+    // Through the stream itself: under TLS, raw TCP bytes belong to the TLS layer.
+    stream_.async_read_some(buffer_.prepare(kWatchReadBytes),
+                            [this](beast::error_code read_ec, std::size_t n) {
+                              buffer_.commit(n);
+                              if (read_ec) return watch_ended(read_ec);
+                              watch_next();
+                            });
+  }
+
+  void watch_ended(beast::error_code ec) {
+    if (ec && ec != asio::error::operation_aborted && watching_) {
+      gone_ = true;
+      broken_ = true;
+      if (on_gone_) on_gone_();
     }
     watch_finished_ = true;
-    if (watch_done_) watch_done_->cancel();
+    watch_done_.cancel();
   }
 
   asio::awaitable<bool> handshake() {
@@ -269,7 +276,7 @@ class Session final : public Exchange, public Connection {
       ++worker_.shared.in_flight;
       co_await call_handler();
       --worker_.shared.in_flight;
-      if (watch_done_) co_await stop_watching();
+      if (watch_started_) co_await stop_watching();
       if (!responded_ && !broken_) {
         co_await refuse(Error::internal, http::status::internal_server_error);
         break;
@@ -311,9 +318,10 @@ class Session final : public Exchange, public Connection {
   bool idle_ = true;
   bool gone_ = false;
   bool watching_ = false;
+  bool watch_started_ = false;
   bool watch_finished_ = false;
   std::function<void()> on_gone_;
-  std::optional<asio::steady_timer> watch_done_;
+  asio::steady_timer watch_done_;  // cancelled when the watch's handler chain has ended
 };
 
 asio::awaitable<void> accept_loop(Worker& w) {

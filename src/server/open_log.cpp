@@ -152,20 +152,66 @@ std::size_t valid_frame(std::string_view bytes, store::OutboxWrite& out) {
 
 }  // namespace
 
+// Retired segments of the usual size, zeroed and still mapped, waiting for a lane to reuse.
+struct OpenLog::Spares {
+  struct Spare {
+    fs::path path;
+    char* map = nullptr;
+    std::size_t capacity = 0;
+  };
+  std::mutex mutex;
+  std::size_t limit = 0;
+  std::vector<Spare> list;
+  std::atomic<std::size_t> reused{0};
+
+  ~Spares() {
+    for (Spare& s : list) drop(s);
+  }
+  static void drop(Spare& s) {
+    ::munmap(s.map, s.capacity);
+    std::error_code ec;
+    fs::remove(s.path, ec);
+    if (ec) spdlog::warn("open log: cannot remove {}: {}", s.path.string(), ec.message());
+  }
+  // Takes a retired segment whose first `used` bytes were written; false when there is no
+  // room (the caller removes it). Zeroed before it can be found.
+  bool offer(const fs::path& path, char* map, std::size_t capacity, std::size_t used) {
+    {
+      std::lock_guard lock(mutex);
+      if (list.size() >= limit) return false;
+    }
+    std::memset(map, 0, used);  // the rest is zeros already
+    std::lock_guard lock(mutex);
+    if (list.size() >= limit) return false;
+    list.push_back({path, map, capacity});
+    return true;
+  }
+  std::optional<Spare> take() {
+    std::lock_guard lock(mutex);
+    if (list.empty()) return std::nullopt;
+    Spare s = std::move(list.back());
+    list.pop_back();
+    return s;
+  }
+};
+
 struct OpenLog::Segment {
   fs::path path;
   char* map = nullptr;  // the whole file, shared: a store is in the page cache at once
   std::size_t capacity = 0;
   std::size_t bytes = 0;
   std::atomic<bool> keep{false};
+  std::shared_ptr<Spares> spares;  // where it goes when retired; none: removed
 
   ~Segment() {
-    if (map != nullptr) ::munmap(map, capacity);
     if (keep.load(std::memory_order_relaxed)) {
+      if (map != nullptr) ::munmap(map, capacity);
       spdlog::warn("open log: keeping {}: it holds records the database does not have yet",
                    path.string());
       return;
     }
+    if (map != nullptr && spares && spares->offer(path, map, capacity, bytes)) return;
+    if (map != nullptr) ::munmap(map, capacity);
     std::error_code ec;
     fs::remove(path, ec);
     if (ec) spdlog::warn("open log: cannot remove {}: {}", path.string(), ec.message());
@@ -185,12 +231,18 @@ OpenLog::OpenLog(fs::path dir, OpenLogOptions options)
       options_(options),
       started_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
-                      .count()) {
+                      .count()),
+      spares_(std::make_shared<Spares>()) {
   options_.lanes = std::max<std::size_t>(options_.lanes, 1);
+  spares_->limit = options_.lanes;
   for (std::size_t i = 0; i < options_.lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
 }
 
 OpenLog::~OpenLog() = default;
+
+std::size_t OpenLog::segments_reused() const {
+  return spares_->reused.load(std::memory_order_relaxed);
+}
 
 std::unique_ptr<OpenLog> OpenLog::create(fs::path dir, OpenLogOptions options) {
   std::error_code ec;
@@ -217,6 +269,20 @@ Result<std::shared_ptr<OpenLog::Segment>> OpenLog::new_segment(std::size_t capac
   const std::size_t n = created_.fetch_add(1, std::memory_order_relaxed);
   auto segment = std::make_shared<Segment>();
   segment->path = dir_ / (std::to_string(started_ms_) + "-" + std::to_string(n) + ".log");
+  if (capacity == options_.segment_bytes) {
+    segment->spares = spares_;
+    while (auto spare = spares_->take()) {
+      if (::rename(spare->path.c_str(), segment->path.c_str()) != 0) {
+        spdlog::warn("open log: cannot rename {}: {}", spare->path.string(), std::strerror(errno));
+        Spares::drop(*spare);
+        continue;
+      }
+      segment->map = spare->map;
+      segment->capacity = spare->capacity;
+      spares_->reused.fetch_add(1, std::memory_order_relaxed);
+      return segment;
+    }
+  }
   segment->keep = true;  // until it is ours whole
   auto fail = [&](const char* what, int error) {
     spdlog::error("open log: cannot {} {}: {}", what, segment->path.string(), std::strerror(error));

@@ -226,6 +226,54 @@ TEST(OpenLog, ASegmentGoesWhenItIsSealedAndItsLastTicketIsDropped) {
   EXPECT_EQ(segments(path).size(), 1u) << "only the kept one";
 }
 
+TEST(OpenLog, ARetiredSegmentIsZeroedThenRenamedAndReused) {
+  testing::TempDir dir;
+  const fs::path path = dir.path() / "log";
+  auto log = OpenLog::create(path, {.lanes = 1, .segment_bytes = 1024});
+  std::string one;
+  OpenLog::encode(open_of(0), one);
+  const int per_segment = static_cast<int>(1024 / one.size());
+  std::vector<std::optional<OpenLog::Ticket>> tickets;
+  int next = 0;
+  auto append = [&] {
+    auto t = log->append(open_of(next++));
+    ASSERT_TRUE(t);
+    tickets.emplace_back(*t);
+  };
+  for (int i = 0; i < 2 * per_segment + 1; ++i) append();  // two sealed segments, a third open
+  ASSERT_EQ(log->segments_created(), 3u);
+  const auto before = segments(path);
+  ASSERT_EQ(before.size(), 3u);
+
+  for (int i = 0; i < per_segment; ++i) tickets[static_cast<std::size_t>(i)].reset();
+  EXPECT_EQ(segments(path), before) << "kept for reuse, under its old name";
+  const std::string first = slurp(before[0]);
+  EXPECT_EQ(first.size(), 1024u);
+  EXPECT_EQ(first.find_first_not_of('\0'), std::string::npos) << "zeroed before it can be reused";
+  auto r = OpenLog::read(path);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->writes.size(), static_cast<std::size_t>(per_segment + 1)) << "nothing stale";
+  EXPECT_EQ(opened(r->writes[0]).key.event_id, "jti-" + std::to_string(per_segment));
+
+  // Only one spare per lane: the second retired segment is removed.
+  for (int i = per_segment; i < 2 * per_segment; ++i) tickets[static_cast<std::size_t>(i)].reset();
+  EXPECT_EQ(segments(path).size(), 2u);
+
+  while (log->segments_created() < 4) append();  // the open segment fills: the spare is taken
+  EXPECT_EQ(log->segments_reused(), 1u);
+  const auto after = segments(path);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_FALSE(fs::exists(before[0])) << "renamed";
+  r = OpenLog::read(path);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->writes.size(), static_cast<std::size_t>(next - 2 * per_segment));
+  EXPECT_EQ(opened(r->writes.back()).key.event_id, "jti-" + std::to_string(next - 1));
+
+  tickets.clear();
+  log.reset();
+  EXPECT_TRUE(segments(path).empty()) << "spares go with the log";
+}
+
 TEST(OpenLog, SegmentsAreReadInCreationOrderAcrossRuns) {
   testing::TempDir dir;
   const fs::path path = dir.path() / "log";

@@ -145,6 +145,16 @@ TEST(Sqlite, ReadsSqliteUrls) {
   EXPECT_FALSE(sqlite_path("postgresql://db/x", "/etc"));
 }
 
+// One transaction inserting a row of most of a 4 KiB page into t (id, body): at least one new
+// page in the WAL per call.
+void commit_a_page_row(Sqlite& db) {
+  static const std::string body(3000, 'x');
+  auto tx = db.begin();
+  ASSERT_TRUE(tx);
+  ASSERT_TRUE(db.statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
+  ASSERT_TRUE(tx->commit());
+}
+
 TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
   testing::TempDir dir;
   const auto path = dir.path() / "c.db";
@@ -152,16 +162,10 @@ TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
   ASSERT_TRUE(db);
   ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
   SqliteCheckpointer checkpointer(*db, path, /*wal_pages=*/8);
-  const std::string body(3000, 'x');  // most of a 4 KiB page per row
   const auto db_size = [&] { return std::filesystem::file_size(path); };
   const auto before = db_size();
   EXPECT_EQ(checkpointer.completed(), 0);
-  for (int i = 0; i < 40; ++i) {
-    auto tx = db->begin();
-    ASSERT_TRUE(tx);
-    ASSERT_TRUE(db->statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
-    ASSERT_TRUE(tx->commit());
-  }
+  for (int i = 0; i < 40; ++i) commit_a_page_row(*db);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (checkpointer.completed() == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -187,14 +191,7 @@ TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
   // Below the safety valve (16 × wal_pages), where the committing connection checkpoints itself.
   constexpr long kWalPages = 16;
   SqliteCheckpointer checkpointer(*db, path, kWalPages);
-  const std::string body(3000, 'x');
-  const auto insert = [&] {
-    auto tx = db->begin();
-    ASSERT_TRUE(tx);
-    ASSERT_TRUE(db->statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
-    ASSERT_TRUE(tx->commit());
-  };
-  insert();
+  commit_a_page_row(*db);
   auto reader = Sqlite::open(path, {.create = false});
   ASSERT_TRUE(reader);
   ASSERT_TRUE(reader->exec("BEGIN; SELECT count(*) FROM t;"));
@@ -205,7 +202,7 @@ TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
   };
   const long before = wal_frames();
   constexpr int kCommits = 60;
-  for (int i = 0; i < kCommits; ++i) insert();
+  for (int i = 0; i < kCommits; ++i) commit_a_page_row(*db);
   const long frames = wal_frames();
   ASSERT_GE(frames - before, kCommits) << "every commit added at least one page";
   ASSERT_LT(frames, 16 * kWalPages);

@@ -7,8 +7,8 @@
 // request: the least any proxy that keeps the durable outbox can spend per request here.
 
 #include <sodium.h>
+#include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -53,6 +53,10 @@ std::string random_event_id() {
 
 // batch: the records per transaction (the server gathers 2 ms of requests: about 14 at 7k/s).
 void BM_OutboxFinishedRecord(benchmark::State& state) {
+  if (sodium_init() < 0) {
+    state.SkipWithError("libsodium cannot start");
+    return;
+  }
   const auto batch = static_cast<std::size_t>(state.range(0));
   const fs::path dir =
       fs::temp_directory_path() / ("dynaseal-outbox-bench-" + std::to_string(::getpid()));
@@ -96,11 +100,4 @@ BENCHMARK(BM_OutboxFinishedRecord)->Arg(1)->Arg(14)->Arg(64)->MeasureProcessCPUT
 }  // namespace
 }  // namespace dynaseal
 
-int main(int argc, char** argv) {
-  if (sodium_init() < 0) return 1;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+BENCHMARK_MAIN();

@@ -67,6 +67,7 @@ void BM_OutboxFinishedRecord(benchmark::State& state) {
     auto store = store::SqliteServerStore::open(dir / "server.db", &message);
     if (!store) {
       state.SkipWithError(message.c_str());
+      fs::remove_all(dir);
       return;
     }
     std::vector<store::OutboxWrite> writes;
@@ -77,12 +78,11 @@ void BM_OutboxFinishedRecord(benchmark::State& state) {
       for (std::size_t i = 0; i < batch; ++i) {
         const server::UsageRecord r = record(random_event_id());
         store::OutboxKey key{.iss = r.iss, .event_id = r.event_id, .use = r.use};
-        writes.emplace_back(store::outbox::Open{.key = key,
-                                                .owner = "llm-1",
-                                                .interrupted_body = server::usage_event_json(r),
-                                                .now_ms = kNowMs});
+        std::string body = server::usage_event_json(r);  // its interrupted body is as long
+        writes.emplace_back(store::outbox::Open{
+            .key = key, .owner = "llm-1", .interrupted_body = body, .now_ms = kNowMs});
         writes.emplace_back(store::outbox::Finalize{
-            .key = std::move(key), .body = server::usage_event_json(r), .now_ms = kNowMs + 1});
+            .key = std::move(key), .body = std::move(body), .now_ms = kNowMs + 1});
       }
       state.ResumeTiming();
       auto applied = store->apply(writes);

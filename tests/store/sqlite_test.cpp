@@ -212,5 +212,35 @@ TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
   ASSERT_TRUE(reader->exec("COMMIT"));
 }
 
+// Steady writes, as the server's DB thread makes them (a transaction of a few pages every
+// half millisecond): commits land during every checkpoint, and still the WAL is wholly copied
+// often enough to restart, so it never reaches the safety valve, whose checkpoint would run on
+// the committing thread. Without the follow-up passes the WAL restarts only when a pass happens
+// to see no commit, and reaches the valve.
+TEST(SqliteCheckpointer, CatchesUpSoTheWalRestartsUnderSteadyWrites) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "c.db";
+  auto db = Sqlite::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+  constexpr int kWalPages = 64;  // the valve: 16 × 64 = 1,024 pages
+  SqliteCheckpointer checkpointer(*db, path, kWalPages);
+  const std::string body(3000, 'x');
+  constexpr int kCommits = 1000, kRowsPerCommit = 4;  // 4,000 pages: the valve's size 4 times
+  for (int i = 0; i < kCommits; ++i) {
+    auto tx = db->begin();
+    ASSERT_TRUE(tx);
+    for (int r = 0; r < kRowsPerCommit; ++r) {
+      ASSERT_TRUE(db->statement("INSERT INTO t (body) VALUES (?1)").bind(1, body).run());
+    }
+    ASSERT_TRUE(tx->commit());
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  EXPECT_EQ(checkpointer.valve_checkpoints(), 0) << "the committing thread checkpointed";
+  EXPECT_GE(checkpointer.restarts(), 4) << "the WAL did not start over";
+  constexpr std::uintmax_t kValveBytes = 16 * kWalPages * (24 + 4096);
+  EXPECT_LT(std::filesystem::file_size(path.string() + "-wal"), kValveBytes);
+}
+
 }  // namespace
 }  // namespace dynaseal::store

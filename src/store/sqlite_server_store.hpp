@@ -44,8 +44,21 @@ class SqliteServerStore final : public ServerStore {
   OutboxWriteResult apply_one(const OutboxWrite& write);
   // An Open and its Finalize from one batch, as one insert of the finished record.
   OutboxWriteResult insert_finished(const outbox::Open& open, const outbox::Finalize& fin);
+  OutboxWriteResult finalize(const outbox::Finalize& fin);
+  // Adds what moved_ holds to outbox_counts (in the caller's transaction), and clears it.
+  Result<void> save_counts();
+
+  // Events per state: what the current transaction moved, saved in outbox_counts before it
+  // commits (stats() reads the counts instead of counting the events).
+  struct Counts {
+    std::int64_t open = 0;
+    std::int64_t pending = 0;
+    std::int64_t delivered = 0;
+    std::int64_t dead = 0;
+  };
 
   Sqlite db_;
+  Counts moved_;
   std::unique_ptr<SqliteCheckpointer> checkpointer_;  // after db_: destroyed before it
 };
 

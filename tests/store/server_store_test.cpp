@@ -419,8 +419,88 @@ TEST_P(ServerStoreTest, TellsWhichUsesOfRecentKeysWereTaken) {
   EXPECT_TRUE(none->empty());
 }
 
+// The gauges: every way an event moves between states, and the moves that change nothing.
+TEST_P(ServerStoreTest, CountsEveryMoveBetweenStates) {
+  const auto expect_counts = [&](std::int64_t open, std::int64_t pending, std::int64_t delivered,
+                                 std::int64_t dead, const char* after) {
+    auto stats = store->stats();
+    ASSERT_TRUE(stats) << after;
+    EXPECT_EQ(stats->open, open) << after;
+    EXPECT_EQ(stats->pending, pending) << after;
+    EXPECT_EQ(stats->delivered, delivered) << after;
+    EXPECT_EQ(stats->dead, dead) << after;
+  };
+  expect_counts(0, 0, 0, 0, "nothing yet");
+  apply({Open{key("a"), "llm-1", "i", 1}, Open{key("b"), "llm-1", "i", 1},
+         Open{key("c"), "llm-2", "i", 1}, Open{key("a"), "llm-1", "i", 1}});
+  expect_counts(3, 0, 0, 0, "three opens and a conflict");
+  apply({Finalize{key("a"), "final-a", 10}, Finalize{key("nobody"), "x", 10}});
+  queue("d", 10);
+  expect_counts(2, 2, 0, 0, "a finalized, d opened and finalized in one batch, one not found");
+
+  auto events = claim(20);
+  ASSERT_EQ(events.size(), 2u);
+  const std::int64_t a = events[0].webhook_id == "a.1" ? events[0].id : events[1].id;
+  const std::int64_t d = events[0].webhook_id == "d.1" ? events[0].id : events[1].id;
+  apply({Delivered{a, 21, 200}, Delivered{a, 22, 200}, Failed{d, 21, 25, false, "http 500"}});
+  expect_counts(2, 1, 1, 0, "a delivered (twice: once counted), d to retry");
+  apply({Failed{d, 26, 0, true, "http 410"}, Failed{d, 27, 0, true, "http 410"}});
+  expect_counts(2, 0, 1, 1, "d dead-lettered (twice: once counted)");
+  ASSERT_EQ(*store->replay("", "", 30), 1);
+  expect_counts(2, 1, 1, 0, "d replayed");
+
+  reopen();
+  expect_counts(2, 1, 1, 0, "the same after a restart");
+  ASSERT_EQ(*store->recover("llm-1", 40), 1);
+  expect_counts(1, 2, 1, 0, "b recovered as interrupted");
+  EXPECT_FALSE(apply({Finalize{key("b"), "final-b", 45}})[0]) << "b's late Finalize";
+  expect_counts(1, 2, 1, 0, "a late Finalize moves nothing");
+
+  // d (replayed at 30) and b (queued again at 45) are past max_age at 50; a past retention.
+  ASSERT_EQ(*store->expire(50, 1'000, 60), 2);
+  expect_counts(1, 0, 0, 2, "expired and dropped");
+  ASSERT_EQ(*store->recover_stale(100, 110), 1);
+  expect_counts(0, 1, 0, 2, "c recovered from a silent replica");
+}
+
 INSTANTIATE_TEST_SUITE_P(All, ServerStoreTest, ::testing::ValuesIn(kImplementations),
                          [](const auto& param) { return std::string(param.param.name); });
+
+// A database from before the counts were kept (schema version 5) gets them counted once, when
+// its schema is brought up to date.
+TEST(SqliteServerStore, CountsTheEventsOfAnOlderDatabaseOnce) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "server.db";
+  std::string message;
+  auto store = SqliteServerStore::open(path, &message);
+  ASSERT_TRUE(store) << message;
+  ASSERT_TRUE(store->apply({Open{{"acme", "open", 1}, "llm-1", "i", 1},
+                            Open{{"acme", "pending", 1}, "llm-1", "i", 1},
+                            Finalize{{"acme", "pending", 1}, "f", 2},
+                            Open{{"acme", "dead", 1}, "llm-1", "i", 1},
+                            Finalize{{"acme", "dead", 1}, "f", 2}}));
+  auto dead = store->claim_due("acme", 3, 10, 1'000);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->size(), 2u);
+  ASSERT_TRUE(store->apply({Failed{(*dead)[0].id, 4, 0, true, "http 410"}}));
+  store.reset();
+  {
+    auto db = Sqlite::open(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec(
+        "DROP TABLE outbox_counts; DROP INDEX outbox_queued; CREATE INDEX outbox_next ON outbox "
+        "(next_attempt_ms) WHERE state = 'pending'; PRAGMA user_version = 5;"));
+  }
+  store = SqliteServerStore::open(path, &message);
+  ASSERT_TRUE(store) << message;
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->open, 1);
+  EXPECT_EQ(stats->pending, 1);
+  EXPECT_EQ(stats->dead, 1);
+  EXPECT_EQ(stats->delivered, 0);
+  EXPECT_EQ(stats->oldest_pending_ms, 2);
+}
 
 }  // namespace
 }  // namespace dynaseal::store

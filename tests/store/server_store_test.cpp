@@ -474,11 +474,10 @@ TEST(SqliteServerStore, CountsTheEventsOfAnOlderDatabaseOnce) {
   std::string message;
   auto store = SqliteServerStore::open(path, &message);
   ASSERT_TRUE(store) << message;
-  ASSERT_TRUE(store->apply({Open{{"acme", "open", 1}, "llm-1", "i", 1},
-                            Open{{"acme", "pending", 1}, "llm-1", "i", 1},
-                            Finalize{{"acme", "pending", 1}, "f", 2},
-                            Open{{"acme", "dead", 1}, "llm-1", "i", 1},
-                            Finalize{{"acme", "dead", 1}, "f", 2}}));
+  ASSERT_TRUE(store->apply(
+      {Open{{"acme", "open", 1}, "llm-1", "i", 1}, Open{{"acme", "pending", 1}, "llm-1", "i", 1},
+       Finalize{{"acme", "pending", 1}, "f", 2}, Open{{"acme", "dead", 1}, "llm-1", "i", 1},
+       Finalize{{"acme", "dead", 1}, "f", 2}}));
   auto dead = store->claim_due("acme", 3, 10, 1'000);
   ASSERT_TRUE(dead);
   ASSERT_EQ(dead->size(), 2u);

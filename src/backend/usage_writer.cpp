@@ -8,12 +8,17 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.hpp"
+
 namespace dynaseal::backend {
 
 namespace asio = boost::asio;
 
 UsageWriter::UsageWriter(std::unique_ptr<BackendStore> store)
-    : store_(std::move(store)), thread_([this] { loop(); }) {}
+    : store_(std::move(store)), thread_([this] {
+        name_this_thread("usage-writer");
+        loop();
+      }) {}
 
 UsageWriter::~UsageWriter() { stop(); }
 

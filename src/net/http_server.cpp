@@ -23,6 +23,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "core/thread_name.hpp"
+
 namespace dynaseal::net {
 namespace {
 
@@ -402,7 +404,10 @@ std::uint16_t HttpServer::port() const { return impl_->port; }
 void HttpServer::start() {
   for (Worker& w : impl_->workers) {
     asio::co_spawn(w.ioc, accept_loop(w), asio::detached);
-    impl_->threads.emplace_back([&w] { w.ioc.run(); });
+    impl_->threads.emplace_back([&w, n = impl_->threads.size()] {
+      name_this_thread(("http-" + std::to_string(n)).c_str());
+      w.ioc.run();
+    });
   }
 }
 

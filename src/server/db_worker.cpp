@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.hpp"
+
 namespace dynaseal::server {
 namespace {
 
@@ -11,7 +13,10 @@ constexpr auto kRetryEvery = std::chrono::milliseconds(200);
 
 DbWorker::DbWorker(std::unique_ptr<store::ServerStore> store, std::chrono::microseconds gather,
                    std::chrono::milliseconds hold)
-    : store_(std::move(store)), gather_(gather), hold_(hold), thread_([this] { loop(); }) {}
+    : store_(std::move(store)), gather_(gather), hold_(hold), thread_([this] {
+        name_this_thread("db");
+        loop();
+      }) {}
 
 DbWorker::~DbWorker() { stop(); }
 

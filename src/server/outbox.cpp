@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.hpp"
 #include "core/webhook.hpp"
 #include "net/http_client.hpp"
 #include "server/gateway.hpp"
@@ -476,7 +477,10 @@ void Outbox::start(bool watch_replicas, store::AsyncUseStore* uses) {
                                   [&d](std::int64_t n) { d.replayed(n); }),
                    asio::detached);
   }
-  d.thread = std::thread([&d] { d.io.run(); });
+  d.thread = std::thread([&d] {
+    name_this_thread("outbox");
+    d.io.run();
+  });
 }
 
 void Outbox::drain(std::chrono::milliseconds timeout) {

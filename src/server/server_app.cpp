@@ -12,6 +12,7 @@
 
 #include "core/base64url.hpp"
 #include "core/jwk.hpp"
+#include "core/thread_name.hpp"
 #include "net/http_errors.hpp"
 #include "server/gateway.hpp"
 #include "server/registry_sync.hpp"
@@ -277,7 +278,10 @@ void ServerApp::start() {
   // A SQLite file serves one node: no other replica to watch or to sync the registry from.
   impl_->outbox->start(impl_->shared_db(), impl_->uses.get());
   impl_->http->start();
-  impl_->sweeper = std::thread([this] { impl_->sweep_loop(); });
+  impl_->sweeper = std::thread([this] {
+    name_this_thread("sweeper");
+    impl_->sweep_loop();
+  });
 }
 
 void ServerApp::stop(std::chrono::milliseconds grace) {

@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/thread_name.hpp"
+
 namespace dynaseal::store {
 namespace {
 
@@ -30,7 +32,10 @@ Sqlite open_second(const std::filesystem::path& path) {
 
 SqliteCheckpointer::SqliteCheckpointer(Sqlite& db, const std::filesystem::path& path, int wal_pages)
     : db_(db), own_(open_second(path)), wal_pages_(wal_pages) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sqlite-ckpt");
+    loop();
+  });
   sqlite3_wal_hook(db_.handle(), &SqliteCheckpointer::on_commit, this);  // auto-checkpoint off
 }
 

@@ -22,9 +22,10 @@ constexpr auto kCatchUpRetry = std::chrono::milliseconds(1);
 constexpr int kBackgroundNice = 10;
 
 Sqlite open_second(const std::filesystem::path& path) {
-  // No busy handler: the catch-up pass must never wait for the writers' lock holding anything.
-  auto own = Sqlite::open(path, {.busy_timeout_ms = 0, .create = false});
+  auto own = Sqlite::open(path, {.busy_timeout_ms = 5000, .create = false});
   if (!own) throw std::runtime_error("cannot open a checkpoint connection to " + path.string());
+  // Opened; from now on no busy handler: the catch-up pass only tries the writers' lock.
+  sqlite3_busy_timeout(own->handle(), 0);
   return std::move(*own);
 }
 
@@ -62,12 +63,10 @@ long SqliteCheckpointer::wakeups() const {
 // Runs on the committing thread, after each commit, with the WAL's size in pages.
 int SqliteCheckpointer::on_commit(void* self, sqlite3* db, const char* name, int pages) {
   auto* c = static_cast<SqliteCheckpointer*>(self);
-  if (pages < c->last_pages_) {  // this commit started the WAL over
-    c->restarts_.fetch_add(1, std::memory_order_relaxed);
+  if (pages < c->wal_pages_now_.exchange(pages, std::memory_order_relaxed)) {
+    c->restarts_.fetch_add(1, std::memory_order_relaxed);  // this commit started the WAL over
     c->woken_at_ = 0;
   }
-  c->last_pages_ = pages;
-  c->wal_pages_now_.store(pages, std::memory_order_relaxed);
   if (pages >= kBehindFactor * c->wal_pages_) {
     c->valve_.fetch_add(1, std::memory_order_relaxed);
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);

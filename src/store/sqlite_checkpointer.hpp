@@ -76,9 +76,8 @@ class SqliteCheckpointer {
   const int wal_pages_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  int woken_at_ = 0;    // the WAL's size at the last wake-up (committing thread only)
-  int last_pages_ = 0;  // the WAL's size at the last commit (committing thread only)
-  std::atomic<int> wal_pages_now_{0};  // the same, for the checkpointer's thread
+  int woken_at_ = 0;                   // the WAL's size at the last wake-up (committing thread)
+  std::atomic<int> wal_pages_now_{0};  // the WAL's size at the last commit
   std::atomic<long> valve_{0};
   std::atomic<long> restarts_{0};
   long wakeups_ = 0;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -145,6 +146,21 @@ TEST(Sqlite, ReadsSqliteUrls) {
   EXPECT_FALSE(sqlite_path("postgresql://db/x", "/etc"));
 }
 
+// A database file with a table t (id, body) for a checkpointer to watch.
+class SqliteCheckpointerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = Sqlite::open(path);
+    ASSERT_TRUE(opened);
+    db = std::move(*opened);
+    ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+  }
+
+  testing::TempDir dir;
+  const std::filesystem::path path = dir.path() / "c.db";
+  std::optional<Sqlite> db;
+};
+
 // One transaction inserting a row of most of a 4 KiB page into t (id, body): at least one new
 // page in the WAL per call.
 void commit_a_page_row(Sqlite& db) {
@@ -155,12 +171,7 @@ void commit_a_page_row(Sqlite& db) {
   ASSERT_TRUE(tx->commit());
 }
 
-TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
-  testing::TempDir dir;
-  const auto path = dir.path() / "c.db";
-  auto db = Sqlite::open(path);
-  ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+TEST_F(SqliteCheckpointerTest, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
   SqliteCheckpointer checkpointer(*db, path, /*wal_pages=*/8);
   const auto db_size = [&] { return std::filesystem::file_size(path); };
   const auto before = db_size();
@@ -182,12 +193,7 @@ TEST(SqliteCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesItsSize) {
 // A reader holding its snapshot keeps the WAL from restarting, as steady writes do in the
 // server: the WAL stays past `wal_pages`, and still the thread is woken once per `wal_pages` new
 // pages, not after every commit.
-TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
-  testing::TempDir dir;
-  const auto path = dir.path() / "c.db";
-  auto db = Sqlite::open(path);
-  ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+TEST_F(SqliteCheckpointerTest, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
   // Below the safety valve (16 × wal_pages), where the committing connection checkpoints itself.
   constexpr long kWalPages = 16;
   SqliteCheckpointer checkpointer(*db, path, kWalPages);
@@ -215,14 +221,9 @@ TEST(SqliteCheckpointer, IsWokenOncePerWalPagesNewPagesNotAfterEveryCommit) {
 // Steady writes, as the server's DB thread makes them (a transaction of a few pages every
 // half millisecond): commits land during every checkpoint, and still the WAL is wholly copied
 // often enough to restart, so it never reaches the safety valve, whose checkpoint would run on
-// the committing thread. Without the follow-up passes the WAL restarts only when a pass happens
-// to see no commit, and reaches the valve.
-TEST(SqliteCheckpointer, CatchesUpSoTheWalRestartsUnderSteadyWrites) {
-  testing::TempDir dir;
-  const auto path = dir.path() / "c.db";
-  auto db = Sqlite::open(path);
-  ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"));
+// the committing thread. Without the FULL catch-up pass the WAL restarts only when a pass
+// happens to see no commit, and reaches the valve.
+TEST_F(SqliteCheckpointerTest, CatchesUpSoTheWalRestartsUnderSteadyWrites) {
   constexpr int kWalPages = 64;  // the valve: 16 × 64 = 1,024 pages
   SqliteCheckpointer checkpointer(*db, path, kWalPages);
   const std::string body(3000, 'x');

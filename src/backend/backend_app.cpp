@@ -7,6 +7,7 @@
 #include "backend/store_pool.hpp"
 #include "backend/usage_writer.hpp"
 #include "net/http_errors.hpp"
+#include "store/process_lock.hpp"
 
 namespace dynaseal::backend {
 namespace {
@@ -28,6 +29,8 @@ std::unique_ptr<BackendStore> prepare_store(const BackendConfig& c, const Active
 
 struct BackendApp::Impl {
   BackendConfig config;
+  // SQLite: one backend per database file (store/process_lock.hpp).
+  std::optional<store::ProcessLock> db_lock = store::ProcessLock::acquire_sqlite(config.db_path);
   SigningKeySource keys;
   StorePool stores;
   std::unique_ptr<UsageWriter> writer;  // stopped after the HTTP server (~BackendApp)
@@ -53,9 +56,16 @@ BackendApp::BackendApp(BackendConfig config) : impl_(std::make_unique<Impl>(std:
     return res;
   };
   BackendService& service = *i.service;
-  i.http = std::make_unique<net::HttpServer>(
-      i.config.http, [&service](net::Exchange& ex) { return service.handle(ex); },
-      std::move(reject));
+  try {
+    i.http = std::make_unique<net::HttpServer>(
+        i.config.http, [&service](net::Exchange& ex) { return service.handle(ex); },
+        std::move(reject));
+  } catch (const boost::system::system_error& e) {
+    // Another process listens there (a second one started by mistake): never serve beside it.
+    // With reuse_port the bind succeeds, which is what that option is for.
+    throw std::runtime_error("cannot listen on " + i.config.http.host + ":" +
+                             std::to_string(i.config.http.port) + ": " + e.code().message());
+  }
   spdlog::info("backend {} for server {}: signing with kid {}", i.config.id, i.config.server.id,
                i.keys.current(system_unix_ms())->kid);
 }

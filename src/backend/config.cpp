@@ -64,7 +64,7 @@ std::map<std::string, ModelPrice, std::less<>> read_prices(const Reader& plan,
 Plan read_plan(const toml::table& t, std::size_t index) {
   Reader r(t, "plan[" + std::to_string(index) + "]");
   r.only({"name", "models", "max_tokens", "uses", "key_ttl", "mints_per_minute", "daily_tokens",
-          "key_budget", "prepaid", "prices"});
+          "key_budget", "prompt_tokens", "prepaid", "prices"});
   Plan p;
   p.name = r.required("name");
   p.models = r.strings("models");
@@ -78,6 +78,7 @@ Plan read_plan(const toml::table& t, std::size_t index) {
   p.mints_per_minute = r.integer("mints_per_minute", p.mints_per_minute, 1, 1'000'000);
   p.daily_tokens = r.integer("daily_tokens", p.daily_tokens, 0, kMaxDailyTokens);
   p.key_budget = r.integer("key_budget", p.key_budget, 0, kMaxDailyTokens);
+  p.prompt_tokens = r.integer("prompt_tokens", p.prompt_tokens, 0, kMaxDailyTokens);
   p.prepaid = r.boolean("prepaid", false);
   p.prices = read_prices(r, "plan[" + std::to_string(index) + "]");
   for (const auto& [model, price] : p.prices) {

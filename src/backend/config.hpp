@@ -32,8 +32,12 @@ struct Plan {
   std::int64_t key_ttl = 60;           // seconds: exp - iat of every key
   std::int64_t mints_per_minute = 60;  // per user
   std::int64_t daily_tokens = 0;       // per user and UTC day; 0: no daily quota
-  std::int64_t key_budget = 0;         // tokens per key; 0: max_tokens × uses (mint_policy.hpp)
-  bool prepaid = false;                // keys are limited by the user's credit
+  std::int64_t key_budget = 0;         // tokens per key; 0: (max_tokens + prompt_tokens) × uses
+  // The prompt each use of a key may bring, in the server's prompt bound (its body's bytes plus
+  // the engine's template overhead, docs/server.md): part of the key's budget when the plan
+  // sets one by itself (key_budget 0 with a daily quota or prepaid credit).
+  std::int64_t prompt_tokens = 4096;
+  bool prepaid = false;                                     // keys are limited by the user's credit
   std::map<std::string, ModelPrice, std::less<>> prices{};  // by model
 
   bool allows_model(std::string_view model) const;

@@ -70,7 +70,9 @@ Result<Budget> decide_budget(const Plan& plan, std::string_view model, const Gra
   if (plan.key_budget > 0) {
     cap(plan.key_budget);
   } else if (plan.daily_tokens > 0 || plan.prepaid) {
-    cap(saturating_mul(grant.max_tokens, grant.uses));
+    // The server reserves each use's prompt bound as well as its cap: a budget of caps alone
+    // would refuse every request (402) before the engine saw it.
+    cap(saturating_mul(grant.max_tokens + plan.prompt_tokens, grant.uses));
   }
   if (plan.daily_tokens > 0) {
     const std::int64_t left = plan.daily_tokens - state.tokens_today - state.reserved_tokens;

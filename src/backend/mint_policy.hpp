@@ -3,7 +3,8 @@
 // inputs (the clock included), so every refusal and every sum is testable without a database.
 //
 // Budget rule. A key's dks.budget (tokens, prompt + completion over all uses) is the smallest of
-//   - the plan's key_budget (default max_tokens × uses: what the key's completions can reach),
+//   - the plan's key_budget (default (max_tokens + prompt_tokens) × uses: what the key's uses can
+//   reach),
 //   - the quota left: daily_tokens − tokens reported today − budgets still reserved by the
 //     user's live keys (when the plan has a daily quota),
 //   - what the credit left pays for at the model's dearer rate, rounded down: (credit −

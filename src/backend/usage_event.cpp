@@ -7,6 +7,7 @@
 
 #include "core/claims.hpp"
 #include "core/json.hpp"
+#include "core/usage_event.hpp"
 
 namespace dynaseal::backend {
 namespace {
@@ -96,9 +97,7 @@ Result<void> read_request(const json::object& body, UsageEvent& e) {
   auto status = string_member(body, "status");
   const json::value* stream = member(body, "stream");
   if (!endpoint || !one_of(*endpoint, {"chat.completions", "completions"})) return kMalformed;
-  if (!status || !one_of(*status, {"ok", "upstream_error", "client_disconnected", "interrupted"})) {
-    return kMalformed;
-  }
+  if (!status || !parse_usage_status(*status)) return kMalformed;
   if (stream == nullptr || !stream->is_bool()) return kMalformed;
   e.endpoint = std::string(*endpoint);
   e.status = std::string(*status);
@@ -110,6 +109,12 @@ Result<void> read_request(const json::object& body, UsageEvent& e) {
   }
   e.request_sha256 = std::string(*request);
   e.response_sha256 = std::string(*response);
+  if (const json::value* estimate = member(body, "usage_estimate"); estimate != nullptr) {
+    if (!estimate->is_string() || !parse_usage_estimate(as_view(estimate->get_string()))) {
+      return kMalformed;
+    }
+    e.usage_estimate = std::string(as_view(estimate->get_string()));
+  }
   if (const json::value* ctx = member(body, "ctx"); ctx != nullptr) {
     if (!ctx->is_string() || ctx->get_string().size() > kMaxCtxBytes) return kMalformed;
     e.ctx = std::string(as_view(ctx->get_string()));

@@ -43,7 +43,7 @@ struct UsageEvent {
   std::string model{};
   std::string endpoint{};  // chat.completions | completions
   bool stream = false;
-  std::string status{};  // ok | upstream_error | client_disconnected | interrupted
+  std::string status{};  // a UsageStatus (core/usage_event.hpp)
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
@@ -53,6 +53,7 @@ struct UsageEvent {
   std::string request_sha256;
   std::string response_sha256;
   std::optional<std::string> ctx{};
+  std::optional<std::string> usage_estimate{};  // a UsageEstimate, when the counts are one
 
   std::string webhook_id() const { return event_id + "." + std::to_string(use); }
 };

@@ -7,6 +7,8 @@ std::string_view to_string(Error e) {
   switch (e) {
     case Error::body_malformed: return "body_malformed";
     case Error::model_missing: return "model_missing";
+    case Error::member_not_allowed: return "member_not_allowed";
+    case Error::content_not_allowed: return "content_not_allowed";
     case Error::token_missing: return "token_missing";
     case Error::token_malformed: return "token_malformed";
     case Error::token_too_large: return "token_too_large";
@@ -66,6 +68,10 @@ std::string_view describe(Error e) {
   switch (e) {
     case Error::body_malformed: return "the request body is not valid for this endpoint";
     case Error::model_missing: return "the request names no model";
+    case Error::member_not_allowed:
+      return "the request carries a member this server does not accept";
+    case Error::content_not_allowed:
+      return "the request carries content this server does not accept";
     case Error::token_missing: return "no dynamic key was presented";
     case Error::token_malformed: return "the dynamic key is malformed";
     case Error::token_too_large: return "the dynamic key is too large";

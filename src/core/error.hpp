@@ -15,8 +15,10 @@ namespace dynaseal {
 
 enum class Error {
   // 400
-  body_malformed,  // request body is not the JSON object the endpoint expects
-  model_missing,   // request body names no model
+  body_malformed,       // request body is not the JSON object the endpoint expects
+  model_missing,        // request body names no model
+  member_not_allowed,   // the body carries a member the server does not forward (named)
+  content_not_allowed,  // a content part or modality the server does not forward (named)
   // 401
   token_missing,        // no bearer token in the request
   token_malformed,      // not a compact JWS of our shape, or its header is wrong

@@ -12,6 +12,8 @@ HttpError http_error(Error e) {
   switch (e) {
     case Error::body_malformed:
     case Error::model_missing:
+    case Error::member_not_allowed:
+    case Error::content_not_allowed:
     case Error::webhook_malformed: return {status::bad_request, "invalid_request_error"};
     case Error::token_missing:
     case Error::token_malformed:
@@ -65,18 +67,24 @@ HttpError http_error(Error e) {
   return {status::internal_server_error, "api_error"};
 }
 
-std::string error_body(Error e) {
+std::string error_body(Error e, std::string_view param) {
   const HttpError h = http_error(e);
   const bool internal = h.status == status::internal_server_error;
   boost::json::object error;
-  error["message"] = describe(internal ? Error::internal : e);
+  std::string message(describe(internal ? Error::internal : e));
+  if (!param.empty() && !internal) {
+    message += ": ";
+    message += param;
+  }
+  error["message"] = message;
   error["type"] = h.type;
+  if (!param.empty() && !internal) error["param"] = param;
   error["code"] = to_string(internal ? Error::internal : e);
   return boost::json::serialize(boost::json::object{{"error", std::move(error)}});
 }
 
-Response error_response(const net::Request& req, Error e) {
-  Response res = make_response(req, http_error(e).status, error_body(e));
+Response error_response(const net::Request& req, Error e, std::string_view param) {
+  Response res = make_response(req, http_error(e).status, error_body(e, param));
   if (res.result() == status::unauthorized) {
     res.set(http::field::www_authenticate, "Bearer");
   }

@@ -1,5 +1,8 @@
 #include "net/http_server.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <list>
 #include <system_error>
 #include <thread>
@@ -383,10 +386,21 @@ HttpServer::HttpServer(ServerOptions options, Handler handler, Rejecter reject)
   tcp::endpoint endpoint = resolve_listen(s.options.host, s.options.port);
   for (unsigned i = 0; i < threads; ++i) {
     Worker& w = impl_->workers.emplace_back(s);
+    if (i > 0 && !s.options.reuse_port) {
+      // Every thread waits on the one listening socket: a descriptor of its own for it, so that
+      // closing one acceptor leaves the others listening.
+      const int fd = ::dup(impl_->workers.front().acceptor.native_handle());
+      if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup");
+      w.acceptor.assign(endpoint.protocol(), fd);
+      continue;
+    }
     w.acceptor.open(endpoint.protocol());
     w.acceptor.set_option(tcp::acceptor::reuse_address(true));
-    w.acceptor.set_option(reuse_port(true));
-    w.acceptor.bind(endpoint);
+    // SO_REUSEPORT lets every process of this user bind the same port and take a share of its
+    // connections: a second server started by mistake would serve beside this one, with its own
+    // state. Only when configured (ServerOptions::reuse_port).
+    if (s.options.reuse_port) w.acceptor.set_option(reuse_port(true));
+    w.acceptor.bind(endpoint);  // boost::system::system_error: EADDRINUSE and the like
     w.acceptor.listen(asio::socket_base::max_listen_connections);
     // Port 0 picks a free port for the first acceptor; the others share it.
     endpoint.port(w.acceptor.local_endpoint().port());

@@ -1,9 +1,9 @@
 // An HTTP/1.1 server for Dynaseal's roles (the LLM server, the stand-in engine, the backend).
 //
-// Threading: one io_context per worker thread, each with its own acceptor on the same port
-// (SO_REUSEPORT), so a connection lives on one thread from accept to close and nothing on the
-// request path is shared between threads. A connection is one coroutine: read a request, call
-// the handler, repeat while keep-alive.
+// Threading: one io_context per worker thread, each with its own acceptor on the same listening
+// socket (or, with reuse_port, on its own SO_REUSEPORT socket), so a connection lives on one thread
+// from accept to close and nothing on the request path is shared between threads. A connection is
+// one coroutine: read a request, call the handler, repeat while keep-alive.
 //
 // Protection against slow or idle clients: a request head must arrive within header_timeout
 // (idle_timeout between requests on a kept-alive connection), a body within body_timeout, and
@@ -60,6 +60,10 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30000};
   std::chrono::milliseconds write_timeout{30000};
   std::optional<TlsFiles> tls{};
+  // false: one listening socket, shared by the worker threads; binding a port that another
+  // socket listens on fails. true: one SO_REUSEPORT socket per thread (the kernel spreads
+  // connections over them), and any process of the same user may bind the port too.
+  bool reuse_port = false;
 };
 
 // One request and its response on one connection. The handler must either respond() once, or

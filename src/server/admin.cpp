@@ -17,6 +17,7 @@
 // "jwks" is a JWK or a JWKS object, checked as strictly as key files are.
 
 #include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/crypto.hpp"
 #include "core/json.hpp"
@@ -35,19 +36,6 @@ json::object backend_json(const Backend& b) {
   json::array kids;
   for (const PublicJwk& k : b.keys) kids.emplace_back(k.kid);
   return {{"id", b.id}, {"callback_url", b.callback_url}, {"kids", std::move(kids)}};
-}
-
-// Splits "/admin/v1/backends/acme/keys/kid" into its segments after "/admin/v1/".
-std::vector<std::string_view> segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  path.remove_prefix(std::string_view("/admin/v1/").size());
-  while (!path.empty()) {
-    const std::size_t slash = path.find('/');
-    out.push_back(path.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return out;
 }
 
 Result<std::vector<PublicJwk>> read_keys(const json::object& body) {
@@ -138,84 +126,107 @@ net::asio::awaitable<void> Gateway::admin(net::Exchange& ex, Outcome& outcome) {
     co_return co_await reject(ex, outcome, Error::admin_unauthorized);
   }
   const std::string_view target = req.target();
-  const auto path = segments(target.substr(0, target.find('?')));
-  const http::verb method = req.method();
+  auto route = match_admin_route(req.method(), target.substr(0, target.find('?')));
+  if (!route) co_return co_await reject(ex, outcome, route.error());
   json::object body;
-  if (method == http::verb::post || method == http::verb::put) {
+  if (req.method() == http::verb::post || req.method() == http::verb::put) {
     auto doc =
         parse_json(req.body(), {.max_bytes = ctx_.config.http.max_body_bytes, .max_depth = 16});
     if (!doc || !doc->is_object()) co_return co_await reject(ex, outcome, Error::body_malformed);
     body = std::move(doc->get_object());
   }
-  auto snapshot = ctx_.backends.snapshot();
+  co_await admin_action(ex, outcome, *route, body);
+  if (changes_state(route->action)) log_admin_change(ex, *route, body, outcome.status);
+}
 
-  if (path.size() == 1 && path[0] == "backends" && method == http::verb::get) {
-    co_return co_await reply(ex, outcome, list_response(req, *snapshot));
-  }
-  if (path.size() == 1 && path[0] == "backends" && method == http::verb::post) {
-    auto id = string_member(body, "id");
-    if (!id) co_return co_await reject(ex, outcome, Error::body_malformed);
-    auto b = read_backend(body, *id);
-    if (!b) co_return co_await reject(ex, outcome, b.error());
-    auto added = co_await persist(b->id, *snapshot, ctx_.backends.add(*b));
-    co_return co_await admin_done(ex, outcome, added, http::status::created);
-  }
-  if (path.size() == 2 && path[0] == "backends") {
-    if (method == http::verb::get) {
-      auto it = snapshot->backends.find(path[1]);
+net::asio::awaitable<void> Gateway::admin_action(net::Exchange& ex, Outcome& outcome,
+                                                 const AdminRoute& route,
+                                                 const json::object& body) {
+  const net::Request& req = ex.request();
+  auto snapshot = ctx_.backends.snapshot();
+  const std::string id(route.id);
+  switch (route.action) {
+    case AdminAction::list_backends:
+      co_return co_await reply(ex, outcome, list_response(req, *snapshot));
+    case AdminAction::add_backend: {
+      auto given = string_member(body, "id");
+      if (!given) co_return co_await reject(ex, outcome, Error::body_malformed);
+      auto b = read_backend(body, *given);
+      if (!b) co_return co_await reject(ex, outcome, b.error());
+      auto added = co_await persist(b->id, *snapshot, ctx_.backends.add(*b));
+      co_return co_await admin_done(ex, outcome, added, http::status::created);
+    }
+    case AdminAction::get_backend: {
+      auto it = snapshot->backends.find(id);
       if (it == snapshot->backends.end()) co_return co_await reject(ex, outcome, Error::not_found);
       co_return co_await reply(ex, outcome,
                                json_response(req, http::status::ok, backend_json(it->second)));
     }
-    if (method == http::verb::put) {
-      auto b = read_backend(body, path[1]);
+    case AdminAction::replace_backend: {
+      auto b = read_backend(body, id);
       if (!b) co_return co_await reject(ex, outcome, b.error());
       auto replaced = co_await persist(b->id, *snapshot, ctx_.backends.replace(*b));
       co_return co_await admin_done(ex, outcome, replaced, http::status::ok);
     }
-    if (method == http::verb::delete_) {
-      auto removed =
-          co_await persist(std::string(path[1]), *snapshot, ctx_.backends.remove(path[1]));
+    case AdminAction::remove_backend: {
+      auto removed = co_await persist(id, *snapshot, ctx_.backends.remove(id));
       co_return co_await admin_done(ex, outcome, removed, http::status::ok);
     }
-  }
-  if (path.size() == 3 && path[0] == "backends" && path[2] == "keys" &&
-      method == http::verb::post) {
-    auto keys = read_keys(body);
-    if (!keys) co_return co_await reject(ex, outcome, keys.error());
-    auto added =
-        co_await persist(std::string(path[1]), *snapshot, ctx_.backends.add_keys(path[1], *keys));
-    co_return co_await admin_done(ex, outcome, added, http::status::ok);
-  }
-  if (path.size() == 4 && path[0] == "backends" && path[2] == "keys" &&
-      method == http::verb::delete_) {
-    auto removed = co_await persist(std::string(path[1]), *snapshot,
-                                    ctx_.backends.remove_key(path[1], path[3]));
-    co_return co_await admin_done(ex, outcome, removed, http::status::ok);
-  }
-  if (path.size() == 1 && path[0] == "revocations" && method == http::verb::post) {
-    auto iss = string_member(body, "iss");
-    auto jti = string_member(body, "jti");
-    auto sub = string_member(body, "sub");
-    if (!iss || jti.has_value() == sub.has_value()) {
-      co_return co_await reject(ex, outcome, Error::body_malformed);
+    case AdminAction::add_keys: {
+      auto keys = read_keys(body);
+      if (!keys) co_return co_await reject(ex, outcome, keys.error());
+      auto added = co_await persist(id, *snapshot, ctx_.backends.add_keys(id, *keys));
+      co_return co_await admin_done(ex, outcome, added, http::status::ok);
     }
-    const std::int64_t now = unix_ms() / 1000;
-    // Every key the server would still accept has exp <= now + leeway + max_ttl, and its state
-    // lives until exp + leeway: remembering the revocation that long covers them all.
-    const std::int64_t until = now + ctx_.config.policy.max_ttl + 2 * ctx_.config.policy.leeway;
-    Result<void> r;
-    if (jti) {
-      r = co_await ctx_.uses.revoke_jti(*iss, *jti, until, now);
-    } else {
-      r = co_await ctx_.uses.revoke_sub(*iss, *sub, now, until, now);
+    case AdminAction::remove_key: {
+      auto removed = co_await persist(id, *snapshot, ctx_.backends.remove_key(id, route.kid));
+      co_return co_await admin_done(ex, outcome, removed, http::status::ok);
     }
-    if (!r && r.error() == Error::store_unavailable) ctx_.metrics.store_error();
-    co_return co_await admin_done(ex, outcome, r, http::status::ok);
+    case AdminAction::revoke: co_return co_await revoke(ex, outcome, body);
+    case AdminAction::outbox_stats:
+    case AdminAction::outbox_dead:
+    case AdminAction::outbox_replay:
+      co_return co_await admin_outbox(ex, outcome, route.action, body);
   }
-  if (!path.empty() && path[0] == "outbox")
-    co_return co_await admin_outbox(ex, outcome, path, body);
-  co_await reject(ex, outcome, Error::not_found);
+}
+
+net::asio::awaitable<void> Gateway::revoke(net::Exchange& ex, Outcome& outcome,
+                                           const json::object& body) {
+  auto iss = string_member(body, "iss");
+  auto jti = string_member(body, "jti");
+  auto sub = string_member(body, "sub");
+  if (!iss || jti.has_value() == sub.has_value()) {
+    co_return co_await reject(ex, outcome, Error::body_malformed);
+  }
+  const std::int64_t now = unix_ms() / 1000;
+  const VerifyPolicy& policy = ctx_.config.policy;
+  // Every key the server would still accept has exp <= now + leeway + max_ttl, and its state
+  // lives until exp + leeway: remembering the revocation that long covers them all.
+  const std::int64_t until = now + policy.max_ttl + 2 * policy.leeway;
+  Result<void> r;
+  if (jti) {
+    r = co_await ctx_.uses.revoke_jti(*iss, *jti, until, now);
+  } else {
+    // The verifier accepts keys issued up to `leeway` seconds in the future (clock skew), so
+    // "every key of this sub issued so far" is every key with iat <= now + leeway. Keys minted
+    // for the sub in the next `leeway` seconds are refused too: the safe side.
+    r = co_await ctx_.uses.revoke_sub(*iss, *sub, now + policy.leeway, until, now);
+  }
+  if (!r && r.error() == Error::store_unavailable) ctx_.metrics.store_error();
+  co_await admin_done(ex, outcome, r, http::status::ok);
+}
+
+// One line per change: what, on which backend or key, from where, and how it ended. Bodies are
+// not logged (JWKS are public, but a body may carry anything a client put in it).
+void Gateway::log_admin_change(net::Exchange& ex, const AdminRoute& route, const json::object& body,
+                               unsigned status) {
+  auto text = [&](std::string_view name) {
+    auto v = string_member(body, name);
+    return v ? std::string(*v) : std::string();
+  };
+  spdlog::info("admin: {} {} id={} kid={} iss={} jti={} sub={} -> {}", ex.request().method_string(),
+               ex.request().target(), route.id.empty() ? text("id") : std::string(route.id),
+               route.kid, text("iss"), text("jti"), text("sub").empty() ? "" : "(given)", status);
 }
 
 }  // namespace dynaseal::server

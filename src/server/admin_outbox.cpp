@@ -83,17 +83,15 @@ std::string replayed_json(std::int64_t n) {
 }  // namespace
 
 net::asio::awaitable<void> Gateway::admin_outbox(net::Exchange& ex, Outcome& outcome,
-                                                 const std::vector<std::string_view>& path,
-                                                 const json::object& body) {
+                                                 AdminAction action, const json::object& body) {
   const net::Request& req = ex.request();
-  const http::verb method = req.method();
-  if (path.size() == 1 && method == http::verb::get) {
+  if (action == AdminAction::outbox_stats) {
     auto stats = co_await ctx_.outbox.stats();
     if (!stats) co_return co_await reject(ex, outcome, Error::store_unavailable);
     co_return co_await reply(ex, outcome,
                              net::make_response(req, http::status::ok, stats_json(*stats)));
   }
-  if (path.size() == 2 && path[1] == "dead" && method == http::verb::get) {
+  if (action == AdminAction::outbox_dead) {
     auto limit = dead_limit(req.target());
     if (!limit) co_return co_await reject(ex, outcome, Error::body_malformed);
     auto dead = co_await ctx_.outbox.dead_letters(*limit);
@@ -101,7 +99,8 @@ net::asio::awaitable<void> Gateway::admin_outbox(net::Exchange& ex, Outcome& out
     co_return co_await reply(ex, outcome,
                              net::make_response(req, http::status::ok, dead_json(*dead)));
   }
-  if (path.size() == 2 && path[1] == "replay" && method == http::verb::post) {
+  // AdminAction::outbox_replay
+  {
     const json::value* id = member(body, "webhook_id");
     const json::value* iss = member(body, "iss");
     const bool bad_id = id != nullptr && (!id->is_string() || id->get_string().empty());
@@ -117,10 +116,8 @@ net::asio::awaitable<void> Gateway::admin_outbox(net::Exchange& ex, Outcome& out
     std::string id_filter = id ? std::string(as_view(id->get_string())) : "";
     auto n = co_await ctx_.outbox.replay(std::move(iss_filter), std::move(id_filter));
     if (!n) co_return co_await reject(ex, outcome, Error::store_unavailable);
-    co_return co_await reply(ex, outcome,
-                             net::make_response(req, http::status::ok, replayed_json(*n)));
+    co_await reply(ex, outcome, net::make_response(req, http::status::ok, replayed_json(*n)));
   }
-  co_await reject(ex, outcome, Error::not_found);
 }
 
 }  // namespace dynaseal::server

@@ -78,11 +78,13 @@ RequestFacts CompletionRequest::facts() const {
   return {.endpoint = endpoint, .model = model, .max_tokens = max_tokens, .n = n, .stream = stream};
 }
 
-std::string CompletionRequest::upstream_body(std::int64_t cap) {
-  const bool has_max = member(body, "max_tokens") != nullptr;
-  const bool has_completion = member(body, "max_completion_tokens") != nullptr;
-  if (has_max || !has_completion) body["max_tokens"] = cap;
-  if (has_completion) body["max_completion_tokens"] = cap;
+std::string CompletionRequest::upstream_body(std::int64_t cap,
+                                             const std::vector<std::string>& cap_fields) {
+  // The client's own spellings go: the engine gets the cap in the field(s) it reads, and no
+  // other length field survives (check_members let no engine-specific one in).
+  body.erase("max_tokens");
+  body.erase("max_completion_tokens");
+  for (const std::string& field : cap_fields) body[field] = cap;
   if (stream) {
     json::value& options = body["stream_options"];
     if (!options.is_object()) options = json::object();

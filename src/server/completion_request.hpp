@@ -4,13 +4,14 @@
 //   auto req = parse_completion_request(body, Endpoint::chat_completions, max_bytes);
 //   if (!req) return reject(req.error());                 // body_malformed / model_missing
 //   auto cap = check_scope(claims.dks, req->facts(Endpoint::chat_completions));
-//   std::string upstream = req->upstream_body(*cap);
+//   std::string upstream = req->upstream_body(*cap, upstream.cap_fields(endpoint));
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json/object.hpp>
 
@@ -30,10 +31,10 @@ struct CompletionRequest {
 
   RequestFacts facts() const;
 
-  // The JSON to send upstream: the client's body with max tokens set to `max_tokens` (in the
-  // field(s) the client used, `max_tokens` when it used none) and, on streams,
-  // stream_options.include_usage forced on so that usage can be counted.
-  std::string upstream_body(std::int64_t max_tokens);
+  // The JSON to send upstream: the client's body without its max_tokens and
+  // max_completion_tokens, with `cap` in each of `cap_fields` (the ones the engine reads) and,
+  // on streams, stream_options.include_usage forced on so that usage can be counted.
+  std::string upstream_body(std::int64_t cap, const std::vector<std::string>& cap_fields);
 };
 
 // Strictly parses a body (parse_json: duplicates, depth and size refused). Errors:

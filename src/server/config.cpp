@@ -27,10 +27,64 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return path.is_absolute() ? path : base / path;
 }
 
+EngineKind read_engine(const Reader& r) {
+  const std::string name = r.string("engine", "generic");
+  if (name == "generic") return EngineKind::generic;
+  if (name == "openai") return EngineKind::openai;
+  if (name == "vllm") return EngineKind::vllm;
+  if (name == "llamacpp") return EngineKind::llamacpp;
+  if (name == "ollama") return EngineKind::ollama;
+  if (name == "tgi") return EngineKind::tgi;
+  r.fail("engine", "expected generic, openai, vllm, llamacpp, ollama or tgi");
+}
+
+void set_cap_fields(EngineKind engine, UpstreamConfig& u) {
+  switch (engine) {
+    case EngineKind::generic:
+    case EngineKind::vllm: u.chat_cap_fields = {"max_tokens", "max_completion_tokens"}; break;
+    case EngineKind::openai: u.chat_cap_fields = {"max_completion_tokens"}; break;
+    case EngineKind::llamacpp: u.chat_cap_fields = {"max_tokens", "n_predict"}; break;
+    case EngineKind::ollama:
+    case EngineKind::tgi: u.chat_cap_fields = {"max_tokens"}; break;
+  }
+  u.completion_cap_fields = {"max_tokens"};
+  if (engine == EngineKind::llamacpp) u.completion_cap_fields.emplace_back("n_predict");
+}
+
+// engine, cap_fields, extra_members, media_item_tokens, prompt_overhead_tokens.
+void read_enforcement(const Reader& r, UpstreamConfig& u) {
+  u.engine = read_engine(r);
+  set_cap_fields(u.engine, u);
+  if (r.get("cap_fields") != nullptr) {
+    auto fields = r.strings("cap_fields");
+    for (const std::string& f : fields) {
+      if (f != "max_tokens" && f != "max_completion_tokens" && f != "n_predict" &&
+          f != "max_new_tokens" && f != "num_predict") {
+        r.fail("cap_fields", "unknown field " + f +
+                                 " (max_tokens, max_completion_tokens, n_predict, "
+                                 "max_new_tokens, num_predict)");
+      }
+    }
+    u.chat_cap_fields = u.completion_cap_fields = fields;
+  }
+  if (r.get("extra_members") != nullptr) {
+    u.members.extra_members = r.strings("extra_members");
+    for (const std::string& m : u.members.extra_members) {
+      if (is_length_member(m)) {
+        r.fail("extra_members", m + " changes how much an engine generates, or is a standard "
+                                    "member: it cannot be allowed as an extra");
+      }
+    }
+  }
+  u.members.media_item_tokens = r.integer("media_item_tokens", 0, 0, 1'000'000);
+  u.prompt_overhead_tokens = r.integer("prompt_overhead_tokens", 256, 0, 1'000'000);
+}
+
 UpstreamConfig read_upstream(const toml::table& t, std::size_t index) {
   Reader r(t, "upstream[" + std::to_string(index) + "]");
   r.only({"name", "url", "models", "api_key_env", "connect_timeout", "first_byte_timeout",
-          "idle_timeout", "total_timeout", "max_idle_connections", "verify_tls", "ca_file"});
+          "idle_timeout", "total_timeout", "max_idle_connections", "verify_tls", "ca_file",
+          "engine", "cap_fields", "extra_members", "media_item_tokens", "prompt_overhead_tokens"});
   UpstreamConfig u;
   u.name = r.required("name");
   u.url = r.required("url");
@@ -56,6 +110,7 @@ UpstreamConfig read_upstream(const toml::table& t, std::size_t index) {
       "max_idle_connections", static_cast<std::int64_t>(o.max_idle_connections), 0, 100000));
   o.verify_tls = r.boolean("verify_tls", true);
   o.ca_file = r.string("ca_file", "");
+  read_enforcement(r, u);
   return u;
 }
 
@@ -112,7 +167,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "upstream",
           "backend",
           "outbox",
-          "replica_id"});
+          "replica_id",
+          "reuse_port"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
   std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
@@ -151,6 +207,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   if (c.replica_id.empty() || c.replica_id.size() > 128)
     r.fail("replica_id", "must be 1-128 bytes");
   c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
+  c.http.reuse_port = r.boolean("reuse_port", false);
   c.access_log = r.boolean("access_log", true);
   net::ServerOptions& h = c.http;
   h.header_timeout = r.seconds("header_timeout", h.header_timeout);

@@ -17,11 +17,19 @@
 #include "core/toml_reader.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
+#include "server/request_members.hpp"
 #include "store/redis_url.hpp"
 
 namespace dynaseal::server {
 
 using dynaseal::ConfigError;  // core/toml_reader.hpp
+
+// The engine behind an upstream, for the field(s) that carry the cap (docs/server.md, "The
+// cap, per engine"): generic and vllm get max_tokens and max_completion_tokens on chat; openai
+// only max_completion_tokens on chat (its reasoning models refuse max_tokens); llamacpp
+// max_tokens and n_predict; ollama and tgi max_tokens. /v1/completions always max_tokens, plus
+// n_predict for llamacpp.
+enum class EngineKind { generic, openai, vllm, llamacpp, ollama, tgi };
 
 struct UpstreamConfig {
   std::string name;
@@ -31,6 +39,18 @@ struct UpstreamConfig {
   std::string api_key_env;  // empty: no key sent
   std::string api_key;      // read from api_key_env at load time; never logged
   net::ClientOptions client;
+  EngineKind engine = EngineKind::generic;
+  // The members that carry the cap to the engine, per endpoint (from `engine`, or cap_fields).
+  std::vector<std::string> chat_cap_fields;
+  std::vector<std::string> completion_cap_fields;
+  MemberPolicy members;  // extra_members, media_item_tokens
+  // Tokens a chat template may add beyond the request's bytes (system preamble, tool
+  // instructions, generation prompt): part of every request's prompt bound (docs/server.md).
+  std::int64_t prompt_overhead_tokens = 256;
+
+  const std::vector<std::string>& cap_fields(Endpoint e) const {
+    return e == Endpoint::completions ? completion_cap_fields : chat_cap_fields;
+  }
 };
 
 struct BackendConfig {

@@ -5,6 +5,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/crypto.hpp"
 #include "core/dynamic_key.hpp"
 #include "net/http_errors.hpp"
 
@@ -121,13 +122,21 @@ net::asio::awaitable<void> Gateway::ready(net::Exchange& ex, Outcome& outcome) {
                          ready_json(all, store_ok, std::move(upstreams))));
 }
 
-net::asio::awaitable<void> Gateway::reject(net::Exchange& ex, Outcome& outcome, Error e) {
+net::asio::awaitable<void> Gateway::reject(net::Exchange& ex, Outcome& outcome, Error e,
+                                           std::string_view param) {
   outcome.code = e;
-  co_await reply(ex, outcome, net::error_response(ex.request(), e));
+  co_await reply(ex, outcome, net::error_response(ex.request(), e, param));
 }
 
 net::asio::awaitable<void> Gateway::reply(net::Exchange& ex, Outcome& outcome, net::Response res) {
   outcome.status = res.result_int();
+  if (outcome.spent != nullptr && outcome.status >= 400) {
+    // The use is gone: a retry could only meet uses_exhausted, which would hide this failure.
+    // The official OpenAI SDKs obey this header (their default is two retries on 5xx, 408,
+    // 409 and 429).
+    res.set("x-should-retry", "false");
+    outcome.spent->response_sha256 = to_hex(sha256(as_bytes(std::string_view(res.body()))));
+  }
   co_await ex.respond(std::move(res));
 }
 

@@ -19,6 +19,7 @@
 
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
+#include "server/admin_routes.hpp"
 #include "server/backend_registry.hpp"
 #include "server/completion_request.hpp"
 #include "server/config.hpp"
@@ -58,6 +59,9 @@ class Gateway {
     std::optional<Error> code;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     const UsageRecord* record = nullptr;
+    // Set once the request's use is consumed: error responses then carry x-should-retry:
+    // false, and the record takes the hash of the error body the client received.
+    UsageRecord* spent = nullptr;
     bool recorded = false;  // finish() ran
   };
 
@@ -68,21 +72,28 @@ class Gateway {
   net::asio::awaitable<void> relay_whole(net::Exchange& ex, net::UpstreamCall& call,
                                          UsageRecord& record, Outcome& outcome);
   net::asio::awaitable<void> relay_stream(net::Exchange& ex, net::UpstreamCall& call,
-                                          bool client_wants_usage, UsageRecord& record,
-                                          Outcome& outcome);
+                                          bool client_wants_usage, std::int64_t cap,
+                                          UsageRecord& record, Outcome& outcome);
   net::asio::awaitable<void> models(net::Exchange& ex, Outcome& outcome);
   net::asio::awaitable<void> ready(net::Exchange& ex, Outcome& outcome);
   net::asio::awaitable<void> admin(net::Exchange& ex, Outcome& outcome);
-  net::asio::awaitable<void> admin_outbox(net::Exchange& ex, Outcome& outcome,
-                                          const std::vector<std::string_view>& path,
+  net::asio::awaitable<void> admin_action(net::Exchange& ex, Outcome& outcome,
+                                          const AdminRoute& route, const boost::json::object& body);
+  net::asio::awaitable<void> revoke(net::Exchange& ex, Outcome& outcome,
+                                    const boost::json::object& body);
+  net::asio::awaitable<void> admin_outbox(net::Exchange& ex, Outcome& outcome, AdminAction action,
                                           const boost::json::object& body);
+  void log_admin_change(net::Exchange& ex, const AdminRoute& route, const boost::json::object& body,
+                        unsigned status);
   net::asio::awaitable<Result<void>> persist(std::string id, const RegistrySnapshot& before,
                                              Result<void> changed);
   net::asio::awaitable<void> admin_done(net::Exchange& ex, Outcome& outcome, Result<void> result,
                                         net::http::status status);
 
   // Send a response and note its status (and error code) in `outcome`.
-  net::asio::awaitable<void> reject(net::Exchange& ex, Outcome& outcome, Error e);
+  // `param` names the part of the request at fault (error body's "param").
+  net::asio::awaitable<void> reject(net::Exchange& ex, Outcome& outcome, Error e,
+                                    std::string_view param = {});
   net::asio::awaitable<void> reply(net::Exchange& ex, Outcome& outcome, net::Response res);
   // Metrics and the access log, once per request.
   void finish(Outcome& outcome);

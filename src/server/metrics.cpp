@@ -135,7 +135,7 @@ std::string Metrics::render(std::size_t open_connections) const {
          static_cast<double>(tokens_[m][1].load(kRelaxed)));
   }
   help(out, "dynaseal_usage_records_total", "counter", "Usage records handed to the sink.");
-  for (UsageStatus s : {UsageStatus::ok, UsageStatus::upstream_error,
+  for (UsageStatus s : {UsageStatus::ok, UsageStatus::over_cap, UsageStatus::upstream_error,
                         UsageStatus::client_disconnected, UsageStatus::interrupted}) {
     line(out, "dynaseal_usage_records_total", "status=\"" + std::string(to_string(s)) + "\"",
          static_cast<double>(usage_records_[static_cast<std::size_t>(s)].load(kRelaxed)));

@@ -87,7 +87,7 @@ class Metrics {
   std::array<Histogram, kRoutes> durations_;
   Histogram upstream_;
   std::vector<std::array<std::atomic<std::uint64_t>, 2>> tokens_;
-  std::array<std::atomic<std::uint64_t>, 4> usage_records_{};
+  std::array<std::atomic<std::uint64_t>, 5> usage_records_{};
   std::atomic<std::uint64_t> store_errors_{0};
   std::atomic<std::int64_t> in_flight_{0};
   std::atomic<std::uint64_t> outbox_delivered_{0};

@@ -20,6 +20,7 @@
 #include "store/memory_use_store.hpp"
 #include "store/postgres_server_store.hpp"
 #include "store/postgres_url.hpp"
+#include "store/process_lock.hpp"
 #include "store/redis_use_store.hpp"
 #include "store/sqlite_server_store.hpp"
 
@@ -141,6 +142,9 @@ std::unique_ptr<store::AsyncUseStore> open_uses(const ServerConfig& c,
 
 struct ServerApp::Impl {
   ServerConfig config;
+  // SQLite: this process alone serves from the file (and its open log). PostgreSQL is shared
+  // by replicas on purpose.
+  std::optional<store::ProcessLock> db_lock = store::ProcessLock::acquire_sqlite(config.db_path);
   SigningKey identity;
   BackendRegistry backends;
   std::unique_ptr<store::MemoryUseStore> memory_uses;  // store = "memory" only
@@ -262,9 +266,16 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
     return res;
   };
   Gateway& gateway = *i.gateway;
-  i.http = std::make_unique<net::HttpServer>(
-      i.config.http, [&gateway](net::Exchange& ex) { return gateway.handle(ex); },
-      std::move(reject));
+  try {
+    i.http = std::make_unique<net::HttpServer>(
+        i.config.http, [&gateway](net::Exchange& ex) { return gateway.handle(ex); },
+        std::move(reject));
+  } catch (const boost::system::system_error& e) {
+    // Another process listens there (a second one started by mistake): never serve beside it.
+    // With reuse_port the bind succeeds, which is what that option is for.
+    throw std::runtime_error("cannot listen on " + i.config.http.host + ":" +
+                             std::to_string(i.config.http.port) + ": " + e.code().message());
+  }
 }
 
 ServerApp::~ServerApp() {

@@ -1,5 +1,7 @@
 #include "server/stream_relay.hpp"
 
+#include <limits>
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -10,7 +12,9 @@ namespace dynaseal::server {
 
 namespace json = boost::json;
 
-StreamRelay::StreamRelay(bool client_wants_usage) : client_wants_usage_(client_wants_usage) {}
+StreamRelay::StreamRelay(bool client_wants_usage, std::int64_t cap)
+    : client_wants_usage_(client_wants_usage),
+      max_chunks_(cap > std::numeric_limits<std::int64_t>::max() - 2 ? cap : cap + 2) {}
 
 bool StreamRelay::feed(std::string_view upstream, std::string& out) {
   if (failed_) return false;
@@ -36,6 +40,11 @@ bool StreamRelay::relay(const SseEvent& event, std::string& out) {
   const json::value* choices = member(obj, "choices");
   const bool has_choices =
       choices != nullptr && choices->is_array() && !choices->get_array().empty();
+  if (has_choices && content_chunks_ == max_chunks_) {
+    cut_ = done_ = true;
+    sse_append_data(out, "[DONE]");
+    return true;
+  }
   if (has_choices) ++content_chunks_;
   // With include_usage forced on, engines put "usage": null on every chunk and the totals on a
   // last chunk without choices; a client that did not ask sees neither.

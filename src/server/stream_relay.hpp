@@ -25,7 +25,11 @@ namespace dynaseal::server {
 
 class StreamRelay {
  public:
-  explicit StreamRelay(bool client_wants_usage);
+  // `cap`: the completion tokens the engine was allowed. Every chunk with choices but the
+  // first (the role) and the last (finish_reason) carries at least one token, so more than
+  // cap + 2 of them prove the engine ignored the cap: the relay then ends the stream for the
+  // client with [DONE] instead of that chunk, and cut() turns true.
+  StreamRelay(bool client_wants_usage, std::int64_t cap);
 
   // Appends to `out` what the client should receive for these upstream bytes. False when the
   // stream is malformed (SSE framing, oversized event, data that is not JSON); stays false.
@@ -33,6 +37,8 @@ class StreamRelay {
 
   // True once [DONE] was relayed and nothing is pending: the stream ended cleanly.
   bool complete() const;
+  // True once the stream was ended at the cap (see the constructor).
+  bool cut() const { return cut_; }
   // The usage the engine reported, if it did.
   const std::optional<TokenUsage>& usage() const { return usage_; }
   // Chunks that carried choices: the completion tokens to count when no usage came.
@@ -48,6 +54,8 @@ class StreamRelay {
   bool client_wants_usage_;
   bool done_ = false;
   bool failed_ = false;
+  bool cut_ = false;
+  std::int64_t max_chunks_;
   std::optional<TokenUsage> usage_;
   std::int64_t content_chunks_ = 0;
 };

@@ -18,16 +18,6 @@ std::optional<TokenUsage> read_usage(const json::object& response) {
   return TokenUsage{*prompt, *completion};
 }
 
-std::string_view to_string(UsageStatus s) {
-  switch (s) {
-    case UsageStatus::ok: return "ok";
-    case UsageStatus::upstream_error: return "upstream_error";
-    case UsageStatus::client_disconnected: return "client_disconnected";
-    case UsageStatus::interrupted: return "interrupted";
-  }
-  return "ok";
-}
-
 namespace {
 
 // Appends `value` as `digits` decimal digits, zero-padded (value ≥ 0, and fits).
@@ -149,6 +139,7 @@ UsageEventJson usage_event_json_around_use(const UsageRecord& r) {
   rest.string("finished_at", rfc3339(r.finished_at_ms));
   rest.string("request_sha256", r.request_sha256);
   rest.string("response_sha256", r.response_sha256);
+  if (r.estimate != UsageEstimate::none) rest.string("usage_estimate", to_string(r.estimate));
   if (r.ctx) rest.string("ctx", *r.ctx);
   tail.push_back('}');
   return parts;

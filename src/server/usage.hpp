@@ -10,6 +10,7 @@
 #include <boost/json/object.hpp>
 
 #include "core/scope.hpp"
+#include "core/usage_event.hpp"
 
 namespace dynaseal::server {
 
@@ -23,8 +24,8 @@ struct TokenUsage {
 // chunk; nothing when absent, null or malformed.
 std::optional<TokenUsage> read_usage(const boost::json::object& response);
 
-enum class UsageStatus { ok, upstream_error, client_disconnected, interrupted };
-std::string_view to_string(UsageStatus s);
+using dynaseal::UsageEstimate;  // core/usage_event.hpp
+using dynaseal::UsageStatus;
 
 struct UsageRecord {
   std::string event_id{};  // the key's jti
@@ -38,10 +39,11 @@ struct UsageRecord {
   UsageStatus status = UsageStatus::ok;
   TokenUsage usage{};
   bool usage_reported = false;  // false: counted by the gateway (engine cut off before usage)
+  UsageEstimate estimate = UsageEstimate::none;  // how unreported counts were made
   std::int64_t started_at_ms = 0;
   std::int64_t finished_at_ms = 0;
-  std::string request_sha256{};   // hex, of the client's request body
-  std::string response_sha256{};  // hex, of the body bytes sent to the client
+  std::string request_sha256{};               // hex, of the client's request body
+  std::string response_sha256{kEmptySha256};  // hex, of the body bytes sent to the client
   std::optional<std::string> ctx{};
 };
 

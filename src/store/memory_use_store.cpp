@@ -154,7 +154,7 @@ Result<UseGrant> next_grant(const KeyState& state, const ConsumeRequest& req, st
   std::int64_t granted = req.want_tokens;
   if (req.budget) {
     const std::int64_t left = remaining(*req.budget, state.spent, state.reserved);
-    if (left < 1) return Unexpected(Error::budget_exhausted);
+    if (left < req.min_tokens) return Unexpected(Error::budget_exhausted);
     granted = std::min(granted, left);
   }
   return UseGrant{.use = state.uses + 1, .granted_tokens = granted};
@@ -162,6 +162,7 @@ Result<UseGrant> next_grant(const KeyState& state, const ConsumeRequest& req, st
 
 bool valid_request(const ConsumeRequest& req) {
   if (req.uses < 1 || req.want_tokens < 1) return false;
+  if (req.min_tokens < 1 || req.min_tokens > req.want_tokens) return false;
   return !req.budget || *req.budget >= 1;
 }
 

@@ -70,7 +70,7 @@ if not lt(uses, num(ARGV[4])) then return {3} end
 local granted = num(ARGV[6])
 if ARGV[5] ~= '' then
   local left = sub(sub(num(ARGV[5]), spent), reserved)
-  if lt(left, ONE) then return {4} end
+  if lt(left, num(ARGV[10])) then return {4} end
   if lt(left, granted) then granted = left end
 end
 uses = add(uses, ONE)

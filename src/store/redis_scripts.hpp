@@ -33,8 +33,8 @@ struct RedisScript {
   std::string sha1;  // lowercase hex, as EVALSHA wants it
 };
 
-// KEYS: key state, subject revocation. ARGV: now, expires_at, iat, uses, budget ("" for none),
-// want_tokens.
+// KEYS: key state, subject revocation, journal. ARGV: now, expires_at, iat, uses, budget (""
+// for none), want_tokens, jti, event head, event tail, min_tokens.
 const RedisScript& redis_consume_script();
 // KEYS: key state. ARGV: now, granted_tokens, actual_tokens.
 const RedisScript& redis_settle_script();

@@ -50,6 +50,7 @@ std::string time_arg(std::int64_t t) {
 
 bool valid_request(const ConsumeRequest& req) {
   if (req.uses < 1 || req.want_tokens < 1) return false;
+  if (req.min_tokens < 1 || req.min_tokens > req.want_tokens) return false;
   return !req.budget || *req.budget >= 1;
 }
 
@@ -68,7 +69,8 @@ ScriptCall consume_call(std::string_view prefix, const ConsumeRequest& req, std:
        redis_journal_key(prefix, req.iss)},
       {time_arg(now), time_arg(req.expires_at), time_arg(req.iat), std::to_string(req.uses),
        req.budget ? std::to_string(*req.budget) : "", std::to_string(req.want_tokens),
-       std::string(req.jti), std::string(req.event_head), std::string(req.event_tail)});
+       std::string(req.jti), std::string(req.event_head), std::string(req.event_tail),
+       std::to_string(req.min_tokens)});
 }
 
 ScriptCall settle_call(std::string_view prefix, std::string_view iss, std::string_view jti,

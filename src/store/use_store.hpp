@@ -48,7 +48,10 @@ struct ConsumeRequest {
   std::int64_t expires_at = 0;         // exp + leeway: dead from then on, state may be dropped
   std::int64_t uses = 1;               // dks.uses, >= 1
   std::optional<std::int64_t> budget;  // dks.budget, >= 1: total tokens across all uses
-  std::int64_t want_tokens = 1;        // completion tokens the request may produce, >= 1
+  std::int64_t want_tokens = 1;        // tokens to reserve: an upper bound of the use, >= 1
+  // With a budget, the least grant worth serving (the prompt's bound + 1): a smaller remainder
+  // is budget_exhausted. 1..want_tokens.
+  std::int64_t min_tokens = 1;
   // The usage event to report should this use never be recorded elsewhere (DESIGN §5: every
   // consumed use gives one event): event_head + decimal(use) + event_tail. A store whose state
   // outlives the server process (Redis) keeps it in the issuer's journal, in the same atomic
@@ -69,20 +72,21 @@ class UseStore {
 
   // Takes one use of the key (req.iss, req.jti) and reserves tokens for it. Checks, atomically
   // and in this order, and changes nothing when one fails:
-  //   internal           req breaks its contract (uses, want_tokens or budget below 1);
+  //   internal           req breaks its contract (uses, want_tokens, min_tokens or budget
+  //                      below 1, or min_tokens above want_tokens);
   //   token_expired      now >= req.expires_at (the store never counts for a dead key);
   //   token_revoked      the jti is revoked, or (iss, sub) is revoked with iat <= revoked_at;
   //   uses_exhausted     req.uses uses are consumed already;
-  //   budget_exhausted   a budget is given and budget - spent - reserved < 1;
+  //   budget_exhausted   a budget is given and budget - spent - reserved < min_tokens;
   //   store_unavailable  the state cannot be checked or recorded (fail closed).
   // Otherwise counts the use, reserves min(want_tokens, remaining budget) and returns both.
   // A revocation that returned before consume began is always seen.
   virtual Result<UseGrant> consume(const ConsumeRequest& req, std::int64_t now) = 0;
 
   // Replaces one grant's reservation by the tokens actually used (prompt + completion):
-  // reserved -= granted_tokens, spent += actual_tokens. Actual may exceed the grant (prompt
-  // tokens are not known in advance), so spent may pass the budget by one request's prompt;
-  // the next consume then refuses. Call once per grant: it is not idempotent, and a retry after
+  // reserved -= granted_tokens, spent += actual_tokens. Actual exceeds the grant only when an
+  // engine broke its cap or a prompt bound did not hold; spent then passes the budget, and
+  // the next consume refuses. Call once per grant: it is not idempotent, and a retry after
   // an ambiguous failure over-counts (refusing early, never serving more than the budget). A
   // settle that fails leaves the reservation in place, which is the safe side too. Unknown or
   // expired keys: success, nothing to do. internal for negative token counts.

@@ -40,6 +40,7 @@ uses = 2
 key_ttl = 60
 mints_per_minute = 3
 daily_tokens = 1000
+prompt_tokens = 0
 
 [[plan]]
 name = "pro"
@@ -48,6 +49,7 @@ max_tokens = 1000
 uses = 4
 key_ttl = 120
 prepaid = true
+prompt_tokens = 0
 [plan.prices.demo]
 prompt_per_1k = "0.50"
 completion_per_1k = "1.50"

@@ -92,6 +92,14 @@ TEST_F(MintPolicy, AQuotaCapsTheBudgetAtWhatIsLeftAfterUsageAndReservations) {
   EXPECT_EQ(decide_budget(free, "demo", grant(100, 2), {.tokens_today = 999})->tokens, 1);
 }
 
+TEST_F(MintPolicy, TheDefaultBudgetCoversEachUsesPromptAllowanceToo) {
+  // The server reserves a use's prompt bound besides its cap (docs/server.md, "Budget").
+  Plan with_prompts = free;
+  with_prompts.prompt_tokens = 4096;
+  with_prompts.daily_tokens = 1'000'000;
+  EXPECT_EQ(decide_budget(with_prompts, "demo", grant(100, 2), {})->tokens, 2 * (100 + 4096));
+}
+
 TEST_F(MintPolicy, ASpentQuotaIsQuotaExhausted) {
   for (const MintState& s : {MintState{.tokens_today = 1000}, MintState{.tokens_today = 1500},
                              MintState{.tokens_today = 600, .reserved_tokens = 400}}) {

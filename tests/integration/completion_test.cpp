@@ -177,7 +177,11 @@ TEST_F(Completions, AMultiUseKeyStopsAtItsBudget) {
   Claims c = acme.claims();
   c.dks.max_tokens = 5;
   c.dks.uses = 100;
-  c.dks.budget = 30;
+  // Each use reserves its prompt bound (the body's bytes: no template overhead here) plus its
+  // cap, and settles to what the engine reported: prompt 2 + completion 5. Four such uses, then
+  // room for one more bound plus 2 completion tokens, then too little for any bound.
+  const auto bytes = static_cast<std::int64_t>(completion_body("demo", "hello there").size());
+  c.dks.budget = 4 * (2 + 5) + bytes + 2;
   const std::string key = acme.mint(c);
   std::vector<std::int64_t> completion_tokens;
   HttpResponse r;

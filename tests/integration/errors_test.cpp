@@ -186,9 +186,15 @@ TEST_F(Errors, ASpentBudgetIs402) {
   start();
   Claims c = acme.claims();
   c.dks.uses = 10;
-  c.dks.budget = 5;  // one request (prompt 3 + up to 16 completion) spends it
+  // A use reserves its prompt bound (the body's bytes here: no template overhead) plus its
+  // cap. This budget fits one use with a cap of 4; it settles to the engine's prompt 3 +
+  // completion 4, and what is left no longer covers the next body's bound.
+  const auto bytes = static_cast<std::int64_t>(chat_body().size());
+  c.dks.budget = bytes + 4;
   const std::string key = acme.mint(c);
-  ASSERT_EQ(chat(key).status, 200u);
+  HttpResponse first = chat(key);
+  ASSERT_EQ(first.status, 200u) << first.body;
+  EXPECT_EQ(first.json().at("usage").at("completion_tokens").as_int64(), 4);
   EXPECT_ERROR(chat(key), 402, "budget_exhausted");
 }
 

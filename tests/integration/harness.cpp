@@ -121,9 +121,11 @@ Server::Server(const std::filesystem::path& dir, const std::string& engine_url, 
        << "threads = 2\n\n"
        << o.outbox_toml << "\n"
        << "[[upstream]]\nname = \"local\"\nurl = \"" << engine_url << "\"\n"
-       << "models = [\"demo\", \"other\"]\n\n"
+       << "models = [\"demo\", \"other\"]\n"
+       << o.upstream_toml << "\n"
        << "[[upstream]]\nname = \"strict\"\nurl = \"" << engine_url << "\"\n"
-       << "models = [\"strict\"]\nfirst_byte_timeout = " << o.strict_first_byte_timeout_s << "\n\n"
+       << "models = [\"strict\"]\nprompt_overhead_tokens = 0\nfirst_byte_timeout = "
+       << o.strict_first_byte_timeout_s << "\n\n"
        << "[[backend]]\nid = \"" << acme.id() << "\"\njwks = \"" << acme.jwks_file().string()
        << "\"\n";
   if (!o.callback_url.empty()) toml << "callback_url = \"" << o.callback_url << "\"\n";

@@ -107,6 +107,9 @@ struct ServerOptions {
   std::string identity_key = "server.jwk";
   std::string admin_token_file = "admin.token";
   std::string extra_toml;  // more top-level keys, e.g. "replica_id = \"r1\"\n"
+  // More keys of upstream "local". The stand-in engine has no chat template: its prompt bound
+  // needs no overhead (docs/server.md, "Budget").
+  std::string upstream_toml = "prompt_overhead_tokens = 0\n";
   // Delivery tuned for tests: quick retries, short sleeps.
   std::string outbox_toml = "[outbox]\nretry_base_ms = 100\nretry_max_delay = 1\npoll_ms = 50\n";
 };

@@ -166,19 +166,23 @@ TEST_F(ReplicasOnRedis, FiveHundredRacingRequestsWithOneSingleUseKeyServeExactly
 TEST_F(ReplicasOnRedis, ABudgetIsSharedAcrossReplicas) {
   Claims c = acme.claims();
   c.dks.uses = 100;
-  c.dks.budget = 40;
   c.dks.max_tokens = 8;
+  // Room for two whole reservations (prompt bound = body bytes, plus the cap) and a third with
+  // a smaller cap; nothing beyond, however the 24 race.
+  const std::string body = chat_body("demo", "tell me a long story", 8);
+  const auto bytes = static_cast<std::int64_t>(body.size());
+  const std::int64_t budget = 3 * (bytes + 8) - 4;
+  c.dks.budget = budget;
   const std::string key = acme.mint(c);
   // 24 concurrent requests for 8 tokens each: reservations are atomic in Redis, so together
   // they are granted at most the budget, whichever replica each one reached.
   auto responses = race(
-      24, [&](int) { return key; }, [&](int i) { return port_of(i); },
-      chat_body("demo", "tell me a long story", 8));
-  std::int64_t served = 0, completion = 0, refused = 0;
+      24, [&](int) { return key; }, [&](int i) { return port_of(i); }, body);
+  std::int64_t served = 0, total = 0, refused = 0;
   for (const HttpResponse& r : responses) {
     if (r.status == 200) {
       ++served;
-      completion += completion_tokens(r);
+      total += r.json().at("usage").at("total_tokens").as_int64();
     } else if (r.error_code() == "budget_exhausted") {
       ++refused;
     } else {
@@ -186,8 +190,9 @@ TEST_F(ReplicasOnRedis, ABudgetIsSharedAcrossReplicas) {
     }
   }
   EXPECT_GE(served, 1);
+  EXPECT_LE(served, 3);
   EXPECT_GE(refused, 1);
-  EXPECT_LE(completion, 40);
+  EXPECT_LE(total, budget);  // the hard cap: everything the engine reported, prompts included
   // Once settled, both replicas see the budget spent (prompt tokens count too).
   EXPECT_TRUE(eventually(
       [&] {

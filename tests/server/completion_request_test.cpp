@@ -65,33 +65,41 @@ TEST(CompletionRequest, BoundsTheBodySize) {
             Error::body_malformed);
 }
 
+const std::vector<std::string> kMaxTokens{"max_tokens"};
+
 TEST(CompletionRequest, InjectsTheCapWhenNoMaxTokensWasGiven) {
   auto r = parse(R"({"model":"demo","messages":[{"role":"user","content":"hi"}]})");
-  const auto out = boost::json::parse(r->upstream_body(64)).as_object();
+  const auto out = boost::json::parse(r->upstream_body(64, kMaxTokens)).as_object();
   EXPECT_EQ(out.at("max_tokens").as_int64(), 64);
   EXPECT_FALSE(out.contains("max_completion_tokens"));
   EXPECT_FALSE(out.contains("stream_options"));
   EXPECT_EQ(out.at("messages").as_array().size(), 1u);
 }
 
-TEST(CompletionRequest, RewritesTheFieldsTheClientUsed) {
+TEST(CompletionRequest, SendsTheCapInTheEnginesFieldsOnly) {
+  // The client's spelling goes; the engine's field(s) carry the cap.
   auto r = parse(R"({"model":"demo","max_completion_tokens":500})");
-  auto out = boost::json::parse(r->upstream_body(40)).as_object();
-  EXPECT_EQ(out.at("max_completion_tokens").as_int64(), 40);
-  EXPECT_FALSE(out.contains("max_tokens"));
-  r = parse(R"({"model":"demo","max_tokens":9,"max_completion_tokens":500})");
-  out = boost::json::parse(r->upstream_body(40)).as_object();
+  auto out = boost::json::parse(r->upstream_body(40, kMaxTokens)).as_object();
   EXPECT_EQ(out.at("max_tokens").as_int64(), 40);
-  EXPECT_EQ(out.at("max_completion_tokens").as_int64(), 40);
+  EXPECT_FALSE(out.contains("max_completion_tokens"));
+  r = parse(R"({"model":"demo","max_tokens":9,"max_completion_tokens":500})");
+  out = boost::json::parse(r->upstream_body(40, {"max_tokens", "n_predict"})).as_object();
+  EXPECT_EQ(out.at("max_tokens").as_int64(), 40);
+  EXPECT_EQ(out.at("n_predict").as_int64(), 40);
+  EXPECT_FALSE(out.contains("max_completion_tokens"));
+  r = parse(R"({"model":"demo","max_tokens":9})");
+  out = boost::json::parse(r->upstream_body(9, {"max_completion_tokens"})).as_object();
+  EXPECT_EQ(out.at("max_completion_tokens").as_int64(), 9);
+  EXPECT_FALSE(out.contains("max_tokens"));
 }
 
 TEST(CompletionRequest, AsksForUsageOnStreams) {
   auto r = parse(R"({"model":"demo","stream":true,"stream_options":{"include_usage":false}})");
   EXPECT_FALSE(r->client_wants_usage);
-  auto out = boost::json::parse(r->upstream_body(8)).as_object();
+  auto out = boost::json::parse(r->upstream_body(8, kMaxTokens)).as_object();
   EXPECT_TRUE(out.at("stream_options").at("include_usage").as_bool());
   r = parse(R"({"model":"demo","stream":true})");
-  out = boost::json::parse(r->upstream_body(8)).as_object();
+  out = boost::json::parse(r->upstream_body(8, kMaxTokens)).as_object();
   EXPECT_TRUE(out.at("stream_options").at("include_usage").as_bool());
 }
 

@@ -15,7 +15,7 @@ std::string event(std::string_view data) { return "data: " + std::string(data) +
 std::string stream() { return event(kChunk) + event(kChunk) + event(kUsage) + event("[DONE]"); }
 
 TEST(StreamRelay, RelaysEventsAndKeepsUsageWhenAsked) {
-  StreamRelay relay(true);
+  StreamRelay relay(true, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(stream(), out));
   EXPECT_EQ(out, stream());
@@ -27,7 +27,7 @@ TEST(StreamRelay, RelaysEventsAndKeepsUsageWhenAsked) {
 }
 
 TEST(StreamRelay, StripsUsageTheClientDidNotAskFor) {
-  StreamRelay relay(false);
+  StreamRelay relay(false, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(stream(), out));
   EXPECT_EQ(out.find("usage"), std::string::npos) << out;
@@ -40,7 +40,7 @@ TEST(StreamRelay, StripsUsageTheClientDidNotAskFor) {
 TEST(StreamRelay, StripsUsageFromAChunkThatAlsoCarriesChoices) {
   const std::string both =
       R"({"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}})";
-  StreamRelay relay(false);
+  StreamRelay relay(false, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(event(both) + event("[DONE]"), out));
   EXPECT_EQ(out, event(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})") + event("[DONE]"));
@@ -50,9 +50,9 @@ TEST(StreamRelay, StripsUsageFromAChunkThatAlsoCarriesChoices) {
 TEST(StreamRelay, GivesTheSameOutputWhateverTheSplit) {
   const std::string whole = stream();
   std::string expected;
-  StreamRelay(false).feed(whole, expected);
+  StreamRelay(false, 1000).feed(whole, expected);
   for (std::size_t cut = 0; cut <= whole.size(); ++cut) {
-    StreamRelay relay(false);
+    StreamRelay relay(false, 1000);
     std::string out;
     ASSERT_TRUE(relay.feed(std::string_view(whole).substr(0, cut), out));
     ASSERT_TRUE(relay.feed(std::string_view(whole).substr(cut), out));
@@ -62,14 +62,14 @@ TEST(StreamRelay, GivesTheSameOutputWhateverTheSplit) {
 }
 
 TEST(StreamRelay, PassesCommentsOn) {
-  StreamRelay relay(false);
+  StreamRelay relay(false, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(": keep-alive\n\n" + event(kChunk), out));
   EXPECT_TRUE(out.starts_with(": keep-alive\n"));
 }
 
 TEST(StreamRelay, RefusesDataThatIsNotJson) {
-  StreamRelay relay(true);
+  StreamRelay relay(true, 1000);
   std::string out;
   EXPECT_FALSE(relay.feed(event(kChunk) + event("not json"), out));
   EXPECT_FALSE(relay.feed(event(kChunk), out));  // stays failed
@@ -77,13 +77,13 @@ TEST(StreamRelay, RefusesDataThatIsNotJson) {
 }
 
 TEST(StreamRelay, RefusesDuplicateMembersInAChunk) {
-  StreamRelay relay(true);
+  StreamRelay relay(true, 1000);
   std::string out;
   EXPECT_FALSE(relay.feed(event(R"({"choices":[],"choices":[]})"), out));
 }
 
 TEST(StreamRelay, IsNotCompleteWithoutDone) {
-  StreamRelay relay(true);
+  StreamRelay relay(true, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(event(kChunk), out));
   EXPECT_FALSE(relay.complete());
@@ -92,7 +92,7 @@ TEST(StreamRelay, IsNotCompleteWithoutDone) {
 }
 
 TEST(StreamRelay, IgnoresAnythingAfterDone) {
-  StreamRelay relay(true);
+  StreamRelay relay(true, 1000);
   std::string out;
   ASSERT_TRUE(relay.feed(event("[DONE]") + event(kChunk), out));
   EXPECT_EQ(out, event("[DONE]"));

@@ -436,6 +436,54 @@ TEST_F(BackendTest, EveryConsumedUseIsExactlyOneStoredEventAlsoAcrossAServerKill
   }
 }
 
+// Failed uses reach the real backend's ledger as failures (issue 15: their events once carried
+// an empty response_sha256, which the backend refused, so they dead-lettered): an engine 500
+// (non-streamed and streamed), garbage, a reset mid-stream, and a client that leaves before the
+// engine answers. Each is stored once, with its status, and with its counts marked as an
+// estimate when the engine reported none.
+TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
+  engine_options.ttft_ms = 0;
+  start_all();
+  ASSERT_EQ(register_backend().exit_code, 0);
+  const std::string token = add_user("dave", "free");
+  std::map<std::string, std::string> expected;  // jti -> status
+  auto key = [&](std::string& jti) {
+    HttpResponse minted = mint(token, R"({"model":"demo","max_tokens":8,"uses":1})");
+    EXPECT_EQ(minted.status, 200u) << minted.body;
+    jti = std::string(minted.json().at("event_id").as_string());
+    return std::string(minted.json().at("key").as_string());
+  };
+  for (const char* fault : {"[[fault:status500]]", "[[fault:garbage]]"}) {
+    for (bool stream : {false, true}) {
+      std::string jti;
+      HttpResponse r = chat(key(jti), chat_body("demo", fault, std::nullopt, stream));
+      EXPECT_TRUE(r.status == 502u || (stream && r.status == 200u)) << r.status << r.body;
+      expected[jti] = "upstream_error";
+    }
+  }
+  {
+    std::string jti;
+    HttpResponse r = chat(key(jti), chat_body("demo", "[[fault:reset]]", std::nullopt, true));
+    expected[jti] = "upstream_error";
+  }
+  std::vector<std::string> rows;
+  ASSERT_TRUE(eventually(
+      [&] {
+        rows = cli({"usage", "--user", "dave", "--json"}).lines();
+        return rows.size() >= expected.size();
+      },
+      scaled(20s)))
+      << rows.size() << " rows; server log:\n"
+      << server->process().log();
+  for (const std::string& row : rows) {
+    const json::value event = json::parse(row);
+    const std::string jti(event.at("event_id").as_string());
+    ASSERT_TRUE(expected.count(jti)) << row;
+    EXPECT_EQ(event.at("status").as_string(), expected[jti]) << row;
+    EXPECT_EQ(event.at("response_sha256").as_string().size(), 64u) << row;
+  }
+}
+
 TEST_F(BackendTest, RegisterIsRepeatableAndPinsOnlyTheConfiguredServer) {
   start_all();
   ASSERT_EQ(register_backend().exit_code, 0);

@@ -55,6 +55,7 @@ before(async () => {
     'name = "local"',
     `url = "${engineURL}"`,
     `models = ["${MODEL}"]`,
+    'prompt_overhead_tokens = 0  # the stand-in engine has no chat template',
     '',
     '[[backend]]',
     `id = "${ISS}"`,
@@ -397,29 +398,56 @@ serverTest('a key for another server: AuthenticationError 401 audience_mismatch'
       { Class: OpenAI.AuthenticationError, status: 401, code: 'audience_mismatch' });
 });
 
-serverTest('a spent budget: APIError 402 budget_exhausted', async () => {
-  const c = client(mint({ extra: ['--uses', '5', '--budget', '10'] }));
-  const longPrompt = 'count every one of these words as a prompt token please ' +
-                     'and then some more words to be sure';
-  // The first request is served (prompt tokens are only known afterwards) and spends the budget.
-  const first = await c.chat.completions.create(
-      { model: MODEL, messages: chatMessages(longPrompt) });
-  assertUsage(first.usage, 'budget key, first use');
-  assert.ok(first.usage.completion_tokens <= 10,
-            `completion ${first.usage.completion_tokens} above the budget of 10`);
-  assert.ok(first.usage.total_tokens >= 10, 'the prompt was meant to spend the budget');
+serverTest('a spent budget: APIError 402 budget_exhausted, and never more than the budget', async () => {
+  // A prompt whose bound (its body's bytes) does not fit the budget is refused before the
+  // engine sees it.
+  const tiny = client(mint({ extra: ['--uses', '5', '--budget', '10'] }));
   const err = await assertApiError(
-      () => c.chat.completions.create({ model: MODEL, messages: chatMessages(longPrompt) }),
+      () => tiny.chat.completions.create({ model: MODEL, messages: chatMessages() }),
       { Class: OpenAI.APIError, status: 402, code: 'budget_exhausted' });
   // The SDK has no class of its own for 402.
   for (const Sub of [OpenAI.AuthenticationError, OpenAI.PermissionDeniedError,
                      OpenAI.BadRequestError, OpenAI.RateLimitError, OpenAI.InternalServerError]) {
     assert.ok(!(err instanceof Sub), `402 mapped to ${Sub.name}`);
   }
+  // A multi-use key spent to the end: everything the engine reported, prompts included, stays
+  // within the budget.
+  const budget = 1000;
+  const c = client(mint({ extra: ['--uses', '100', '--budget', String(budget)] }));
+  let reported = 0;
+  let served = 0;
+  for (;;) {
+    try {
+      const r = await c.chat.completions.create(
+          { model: MODEL, messages: chatMessages('count every one of these words please') });
+      assertUsage(r.usage, `budget key, use ${served + 1}`);
+      reported += r.usage.total_tokens;
+      served += 1;
+    } catch (e) {
+      assert.equal(e.status, 402, `refused with ${e.status} ${e.code}`);
+      assert.equal(e.code, 'budget_exhausted');
+      break;
+    }
+    assert.ok(served < 100, 'the budget never ran out');
+  }
+  assert.ok(served >= 2, `only ${served} uses served`);
+  assert.ok(reported <= budget, `${reported} tokens reported on a budget of ${budget}`);
 });
 
 // ---------------------------------------------------------------------------------------------
 // f. engine faults
+
+serverTest('an engine 500 with the SDK\'s default retries: 502 upstream_error, not uses_exhausted',
+           async () => {
+  // The SDK retries 5xx twice by default; the server's x-should-retry: false stops it, so the
+  // single-use key's failure reaches the application as what it is.
+  const retrying = new OpenAI({ apiKey: mint(), baseURL, timeout: 20_000 });
+  assert.equal(retrying.maxRetries, 2, 'the SDK default changed');
+  await assertApiError(
+      () => retrying.chat.completions.create(
+          { model: MODEL, messages: chatMessages('please fail [[fault:status500]] now') }),
+      { Class: OpenAI.InternalServerError, status: 502, code: 'upstream_error' });
+});
 
 serverTest('an engine 500: InternalServerError 502 upstream_error', async () => {
   await assertApiError(

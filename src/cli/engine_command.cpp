@@ -32,6 +32,7 @@ struct EngineArgs {
   double fail_rate = 0;
   unsigned threads = 1;
   std::uint64_t seed = 0;
+  std::string flavor = "generic";
 };
 
 struct ListenAddress {
@@ -75,6 +76,7 @@ int run_engine(const EngineArgs& a) {
       .tokens_per_second = a.tokens_per_second,
       .fail_rate = a.fail_rate,
       .seed = a.seed,
+      .flavor = *engine::parse_flavor(a.flavor),
   });
   net::ServerOptions options;
   options.host = addr.host;
@@ -135,6 +137,12 @@ void add_engine_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1u, 256u));
   cmd->add_option("--seed", a->seed, "changes every generated text and the fail-rate sequence")
       ->capture_default_str();
+  cmd->add_option("--flavor", a->flavor,
+                  "whose length knobs to honour: generic, openai, vllm, llamacpp, ollama, tgi, "
+                  "or reckless (ignores every cap)")
+      ->capture_default_str()
+      ->check(
+          CLI::IsMember({"generic", "openai", "vllm", "llamacpp", "ollama", "tgi", "reckless"}));
   cmd->footer(
       "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /healthz,\n"
       "GET /stats (request counters as JSON). Prints `engine listening on http://HOST:PORT` once\n"

@@ -228,7 +228,8 @@ asio::awaitable<void> EngineService::Impl::handle(net::Exchange& ex) {
 asio::awaitable<void> EngineService::Impl::complete(net::Exchange& ex, Endpoint endpoint) {
   Counters& c = counters.local();
   bump(c.requests);
-  auto req = read_completion_request(endpoint, ex.request().body(), options.models, options.seed);
+  auto req = read_completion_request(endpoint, ex.request().body(), options.models, options.seed,
+                                     options.flavor);
   if (!req) {
     bump(c.rejected);
     co_await respond_error(ex, std::move(req.error()));
@@ -276,10 +277,17 @@ asio::awaitable<void> EngineService::Impl::serve(net::Exchange& ex, const Comple
 
 asio::awaitable<void> EngineService::Impl::produce(net::Exchange& ex, const CompletionRequest& req,
                                                    Tally& tally, asio::steady_timer* timer) {
-  const std::size_t natural = natural_length(req.prompt_hash);
   Answer answer;
-  answer.words = std::min<std::size_t>(natural, req.max_tokens.value_or(natural));
-  answer.finish_reason = answer.words < natural ? "length" : "stop";
+  std::int64_t natural = static_cast<std::int64_t>(natural_length(req.prompt_hash));
+  if (req.ignore_eos) natural = kUncappedLength;
+  natural = std::max(natural, req.min_tokens);
+  if (options.flavor == Flavor::reckless) {
+    natural += 64;  // past any cap that the natural length would have met
+    answer.words = static_cast<std::size_t>(natural);
+  } else {
+    answer.words = static_cast<std::size_t>(std::min(natural, req.max_tokens.value_or(natural)));
+  }
+  answer.finish_reason = static_cast<std::int64_t>(answer.words) < natural ? "length" : "stop";
   answer.meta = {req.endpoint, next_id.fetch_add(1, std::memory_order_relaxed), unix_now(),
                  model_json[req.model], req.include_usage};
   if (req.stream) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/request.hpp"
 #include "engine/stats.hpp"
 #include "net/http_server.hpp"
 
@@ -37,6 +38,7 @@ struct EngineOptions {
   double tokens_per_second = 0;             // streamed tokens' pace; 0: as fast as possible
   double fail_rate = 0;                     // fraction of requests answered 500 at random
   std::uint64_t seed = 0;                   // changes every text and the fail-rate sequence
+  Flavor flavor = Flavor::generic;          // whose length knobs it honours (request.hpp)
 };
 
 class EngineService {

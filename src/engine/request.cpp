@@ -163,15 +163,65 @@ Status read_n(const json::object& obj) {
   return std::nullopt;
 }
 
+// The first of `keys` that is present, read as a cap (the flavor's order of precedence).
+Status read_first_cap(const json::object& obj, std::initializer_list<std::string_view> keys,
+                      std::optional<std::int64_t>& cap) {
+  for (std::string_view key : keys) {
+    if (present(obj, key) != nullptr) return read_cap(obj, key, cap);
+  }
+  return std::nullopt;
+}
+
+// vLLM's knobs that make an answer longer than its natural end.
+Status read_vllm_length(const json::object& obj, CompletionRequest& req) {
+  if (const json::value* min = present(obj, "min_tokens")) {
+    if (!min->is_int64() || min->get_int64() < 0) return malformed("min_tokens must be >= 0");
+    req.min_tokens = min->get_int64();
+  }
+  if (const json::value* eos = present(obj, "ignore_eos")) {
+    if (!eos->is_bool()) return malformed("ignore_eos must be a boolean");
+    req.ignore_eos = eos->get_bool();
+  }
+  return std::nullopt;
+}
+
+Status read_caps(Endpoint endpoint, const json::object& obj, Flavor flavor,
+                 CompletionRequest& req) {
+  const bool chat = endpoint == Endpoint::chat;
+  switch (flavor) {
+    case Flavor::generic:
+    case Flavor::reckless:
+      if (chat) {
+        if (Status s = read_cap(obj, "max_completion_tokens", req.max_tokens)) return s;
+      }
+      return read_cap(obj, "max_tokens", req.max_tokens);
+    case Flavor::openai:
+    case Flavor::vllm:
+      if (flavor == Flavor::vllm) {
+        if (Status s = read_vllm_length(obj, req)) return s;
+      }
+      if (!chat) return read_cap(obj, "max_tokens", req.max_tokens);
+      return read_first_cap(obj, {"max_completion_tokens", "max_tokens"}, req.max_tokens);
+    case Flavor::llamacpp: {
+      const json::value* n_predict = present(obj, "n_predict");
+      if (n_predict != nullptr && n_predict->is_int64() && n_predict->get_int64() == -1) {
+        return std::nullopt;  // llama.cpp: -1 generates until the end of the context
+      }
+      return read_first_cap(obj, {"n_predict", "max_tokens", "max_completion_tokens"},
+                            req.max_tokens);
+    }
+    case Flavor::ollama: return read_cap(obj, "max_tokens", req.max_tokens);
+    case Flavor::tgi: return read_first_cap(obj, {"max_new_tokens", "max_tokens"}, req.max_tokens);
+  }
+  return std::nullopt;
+}
+
 Status read_object(Endpoint endpoint, const json::object& obj, std::span<const std::string> models,
-                   std::uint64_t seed, CompletionRequest& req) {
+                   std::uint64_t seed, Flavor flavor, CompletionRequest& req) {
   if (Status s = read_model(obj, models, req)) return s;
   if (Status s = read_n(obj)) return s;
   if (Status s = read_stream_options(obj, req)) return s;
-  if (endpoint == Endpoint::chat) {
-    if (Status s = read_cap(obj, "max_completion_tokens", req.max_tokens)) return s;
-  }
-  if (Status s = read_cap(obj, "max_tokens", req.max_tokens)) return s;
+  if (Status s = read_caps(endpoint, obj, flavor, req)) return s;
   PromptHash hash(seed);
   hash.add(models[req.model]);
   PromptReader prompt(hash);
@@ -182,6 +232,17 @@ Status read_object(Endpoint endpoint, const json::object& obj, std::span<const s
 }
 
 }  // namespace
+
+std::optional<Flavor> parse_flavor(std::string_view name) {
+  if (name == "generic") return Flavor::generic;
+  if (name == "openai") return Flavor::openai;
+  if (name == "vllm") return Flavor::vllm;
+  if (name == "llamacpp") return Flavor::llamacpp;
+  if (name == "ollama") return Flavor::ollama;
+  if (name == "tgi") return Flavor::tgi;
+  if (name == "reckless") return Flavor::reckless;
+  return std::nullopt;
+}
 
 std::string error_body(const ApiError& e) {
   json::object error;
@@ -195,7 +256,7 @@ std::string error_body(const ApiError& e) {
 
 tl::expected<CompletionRequest, ApiError> read_completion_request(
     Endpoint endpoint, std::string_view body, std::span<const std::string> models,
-    std::uint64_t seed) {
+    std::uint64_t seed, Flavor flavor) {
   alignas(std::max_align_t) std::array<unsigned char, kParseBuffer> buffer;
   json::monotonic_resource resource(buffer.data(), buffer.size());
   auto parsed = parse_json(body, {.max_bytes = kMaxJsonBytes, .max_depth = kMaxJsonDepth},
@@ -204,7 +265,7 @@ tl::expected<CompletionRequest, ApiError> read_completion_request(
   if (!parsed->is_object()) return tl::unexpected(malformed("the request body must be an object"));
   CompletionRequest req;
   req.endpoint = endpoint;
-  if (Status s = read_object(endpoint, parsed->get_object(), models, seed, req)) {
+  if (Status s = read_object(endpoint, parsed->get_object(), models, seed, flavor, req)) {
     return tl::unexpected(std::move(*s));
   }
   return req;

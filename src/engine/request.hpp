@@ -27,6 +27,22 @@ enum class Endpoint {
   completions,  // POST /v1/completions
 };
 
+// Which engine's length knobs the stand-in honours, so that tests can play each engine the
+// README documents (docs/engine.md, "Flavors"):
+//   generic   max_tokens and max_completion_tokens, the smaller wins (the default);
+//   openai    max_completion_tokens, else max_tokens;
+//   vllm      max_completion_tokens, else max_tokens; min_tokens; ignore_eos;
+//   llamacpp  n_predict, else max_tokens, else max_completion_tokens (n_predict -1: no cap);
+//   ollama    max_tokens only (its OpenAI API ignores max_completion_tokens);
+//   tgi       max_new_tokens, else max_tokens;
+//   reckless  reads the generic fields and ignores them: every answer runs 64 words past its
+//             natural length (an engine that breaks the cap).
+enum class Flavor { generic, openai, vllm, llamacpp, ollama, tgi, reckless };
+std::optional<Flavor> parse_flavor(std::string_view name);
+
+// Words an answer runs to when nothing stops it (ignore_eos without a cap).
+inline constexpr std::int64_t kUncappedLength = 2048;
+
 // An error as the engine reports it: an HTTP status and an OpenAI error body
 // {"error":{"message":...,"type":...,"code":...}}. `type` and `code` are static strings.
 struct ApiError {
@@ -44,7 +60,9 @@ struct CompletionRequest {
   std::size_t model = 0;  // index into the engine's models
   bool stream = false;
   bool include_usage = false;              // stream_options.include_usage
-  std::optional<std::int64_t> max_tokens;  // >= 1; chat: the smaller of the two spellings
+  std::optional<std::int64_t> max_tokens;  // >= 1, as the flavor reads it
+  std::int64_t min_tokens = 0;             // vllm: the answer runs at least this long
+  bool ignore_eos = false;                 // vllm: the answer runs to the cap
   std::int64_t prompt_tokens = 0;          // words of the prompt text (+1 per chat message)
   std::uint64_t prompt_hash = 0;           // of (seed, model, prompt text): picks the words
   Fault fault = Fault::none;
@@ -55,6 +73,6 @@ struct CompletionRequest {
 // model_not_found (not in `models`), 400 n_not_supported (n > 1), 400 fault_unknown.
 tl::expected<CompletionRequest, ApiError> read_completion_request(
     Endpoint endpoint, std::string_view body, std::span<const std::string> models,
-    std::uint64_t seed);
+    std::uint64_t seed, Flavor flavor = Flavor::generic);
 
 }  // namespace dynaseal::engine

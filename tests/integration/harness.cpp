@@ -93,7 +93,8 @@ Engine::Engine(const std::filesystem::path& dir, EngineOptions options) {
   process_ = std::make_unique<Process>(
       std::vector<std::string>{"engine", "--listen", "127.0.0.1:0", "--models", models, "--ttft-ms",
                                std::to_string(options.ttft_ms), "--tokens-per-second",
-                               std::to_string(options.tokens_per_second), "--threads", "2"},
+                               std::to_string(options.tokens_per_second), "--threads", "2",
+                               "--flavor", options.flavor},
       dir / "engine.log");
   const std::string url = process_->wait_for_line("engine listening on http://", scaled(10s));
   port_ = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));

@@ -73,6 +73,7 @@ struct EngineOptions {
   std::vector<std::string> models{"demo", "other", "strict"};
   int ttft_ms = 0;
   double tokens_per_second = 0;
+  std::string flavor = "generic";  // dynaseal engine --flavor: whose length knobs it honours
 };
 
 // `dynaseal engine` on 127.0.0.1:0.

@@ -42,7 +42,9 @@ std::string ready_json(bool all, bool store_ok, json::object upstreams) {
 
 }  // namespace
 
-Gateway::Gateway(GatewayContext context) : ctx_(std::move(context)) {}
+Gateway::Gateway(GatewayContext context)
+    : ctx_(std::move(context)),
+      probes_(std::make_unique<UpstreamProbe[]>(ctx_.router.upstreams().size())) {}
 
 net::asio::awaitable<void> Gateway::handle(net::Exchange& ex) {
   const net::Request& req = ex.request();
@@ -97,29 +99,47 @@ net::asio::awaitable<void> Gateway::models(net::Exchange& ex, Outcome& outcome) 
 }
 
 // Ready when the store can count uses (Redis: it answers this thread's connection) and every
-// upstream answers HTTP at all.
+// upstream answered HTTP at its last probe. Probes are cached for kProbeTtl and one runs at a
+// time per upstream, whatever the rate of /readyz: a flood of them opens no connections to the
+// engines and never spends an engine's key beyond one probe per upstream per kProbeTtl.
 net::asio::awaitable<void> Gateway::ready(net::Exchange& ex, Outcome& outcome) {
   const bool store_ok = co_await ctx_.uses.check();
   bool all = store_ok;
   json::object upstreams;
-  auto executor = co_await net::asio::this_coro::executor;
-  for (const UpstreamConfig& u : ctx_.router.upstreams()) {
-    net::ClientOptions quick = u.client;
-    quick.connect_timeout = quick.first_byte_timeout = quick.idle_timeout =
-        std::chrono::milliseconds(2000);
-    quick.total_timeout = std::chrono::milliseconds(3000);
-    net::UpstreamPool pool(executor, u.target, quick);
-    net::UpstreamCall call(pool);
-    http::request<http::string_body> probe{http::verb::get, "/v1/models", 11};
-    if (!u.api_key.empty()) probe.set(http::field::authorization, "Bearer " + u.api_key);
-    const bool up = !(co_await call.send(probe));
-    upstreams[u.name] = up;
+  const auto& list = ctx_.router.upstreams();
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const bool up = co_await probe(list[i], probes_[i]);
+    upstreams[list[i].name] = up;
     all = all && up;
   }
   co_await reply(
       ex, outcome,
       net::make_response(ex.request(), all ? http::status::ok : http::status::service_unavailable,
                          ready_json(all, store_ok, std::move(upstreams))));
+}
+
+net::asio::awaitable<bool> Gateway::probe(const UpstreamConfig& u, UpstreamProbe& state) {
+  const std::int64_t now = unix_ms();
+  const std::int64_t checked = state.checked_ms.load(std::memory_order_acquire);
+  if (checked != 0 && now - checked < kProbeTtl.count()) co_return state.up.load();
+  bool expected = false;
+  if (!state.probing.compare_exchange_strong(expected, true)) {
+    co_return state.up.load();  // another request probes right now: its last answer stands
+  }
+  net::ClientOptions quick = u.client;
+  quick.connect_timeout = quick.first_byte_timeout = quick.idle_timeout =
+      std::chrono::milliseconds(2000);
+  quick.total_timeout = std::chrono::milliseconds(3000);
+  auto executor = co_await net::asio::this_coro::executor;
+  net::UpstreamPool pool(executor, u.target, quick);
+  net::UpstreamCall call(pool);
+  http::request<http::string_body> request{http::verb::get, "/v1/models", 11};
+  if (!u.api_key.empty()) request.set(http::field::authorization, "Bearer " + u.api_key);
+  const bool up = !(co_await call.send(request));
+  state.up.store(up);
+  state.checked_ms.store(unix_ms(), std::memory_order_release);
+  state.probing.store(false);
+  co_return up;
 }
 
 net::asio::awaitable<void> Gateway::reject(net::Exchange& ex, Outcome& outcome, Error e,

@@ -8,8 +8,10 @@
 // engine is called, so exactly one usage event is produced whatever happens, even a crash.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,7 +77,16 @@ class Gateway {
                                           bool client_wants_usage, std::int64_t cap,
                                           UsageRecord& record, Outcome& outcome);
   net::asio::awaitable<void> models(net::Exchange& ex, Outcome& outcome);
+  // The last /readyz probe of one upstream (Gateway::probe).
+  struct UpstreamProbe {
+    std::atomic<std::int64_t> checked_ms{0};  // unix ms of the last probe's end; 0: never
+    std::atomic<bool> up{false};
+    std::atomic<bool> probing{false};
+  };
+  static constexpr std::chrono::milliseconds kProbeTtl{5000};
+
   net::asio::awaitable<void> ready(net::Exchange& ex, Outcome& outcome);
+  net::asio::awaitable<bool> probe(const UpstreamConfig& u, UpstreamProbe& state);
   net::asio::awaitable<void> admin(net::Exchange& ex, Outcome& outcome);
   net::asio::awaitable<void> admin_action(net::Exchange& ex, Outcome& outcome,
                                           const AdminRoute& route, const boost::json::object& body);
@@ -99,6 +110,7 @@ class Gateway {
   void finish(Outcome& outcome);
 
   GatewayContext ctx_;
+  std::unique_ptr<UpstreamProbe[]> probes_;  // one per upstream, in the router's order
 };
 
 using net::bearer_token;

@@ -1,6 +1,10 @@
 // The non-completion endpoints of DESIGN §4: models, the server's identity document, health,
 // readiness (which follows the engine) and metrics.
 
+#include <atomic>
+#include <thread>
+
+#include <boost/asio.hpp>
 #include <boost/json.hpp>
 
 #include "core/jwk.hpp"
@@ -74,7 +78,14 @@ TEST_F(Endpoints, HealthzIsAlwaysOkAndReadyzFollowsTheEngine) {
   EXPECT_EQ(ready.json().at("status").as_string(), "ready");
 
   ASSERT_EQ(engine->process().stop(scaled(10s)), 0);
-  HttpResponse not_ready = http_get(port(), "/readyz");
+  HttpResponse not_ready;
+  // Probes are cached for 5 s: the engine's absence shows at the next probe.
+  ASSERT_TRUE(eventually(
+      [&] {
+        not_ready = http_get(port(), "/readyz");
+        return not_ready.status == 503;
+      },
+      scaled(10s)));
   EXPECT_EQ(not_ready.status, 503u) << not_ready.body;
   EXPECT_EQ(not_ready.json().at("status").as_string(), "not_ready");
   EXPECT_EQ(not_ready.json().at("upstreams").at("local").as_bool(), false);
@@ -84,6 +95,70 @@ TEST_F(Endpoints, HealthzIsAlwaysOkAndReadyzFollowsTheEngine) {
   HttpResponse r = chat(acme.mint());
   EXPECT_EQ(r.status, 502u) << r.body;
   EXPECT_EQ(r.error_code(), "upstream_error");
+}
+
+// An engine stand-in that counts the connections it accepts and answers each with 200.
+class CountingEngine {
+ public:
+  CountingEngine() : acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::asio::ip::tcp::socket s(io_);
+        boost::system::error_code ec;
+        acceptor_.accept(s, ec);
+        if (ec || stopping_) return;
+        ++connections_;
+        std::string head;
+        char buf[1024];
+        while (head.find("\r\n\r\n") == std::string::npos) {
+          const std::size_t n = s.read_some(boost::asio::buffer(buf), ec);
+          if (ec) break;
+          head.append(buf, n);
+        }
+        const std::string reply =
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"data\":[]}";
+        boost::asio::write(s, boost::asio::buffer(reply), ec);
+      }
+    });
+  }
+  ~CountingEngine() {
+    stopping_ = true;
+    boost::asio::ip::tcp::socket wake(io_);
+    boost::system::error_code ec;
+    wake.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  int connections() const { return connections_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<int> connections_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// A flood of /readyz opens no connections to the engines beyond one probe per upstream per 5 s
+// (each probe sends the engine's own key).
+TEST_F(Endpoints, AFloodOfReadyzProbesEachEngineOncePerInterval) {
+  CountingEngine counted;
+  server_options.upstream_toml =
+      "prompt_overhead_tokens = 0\n\n[[upstream]]\nname = \"counted\"\n"
+      "url = \"" +
+      counted.url() + "\"\nmodels = [\"counted\"]\n";
+  start();
+  const auto began = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(http_get(port(), "/readyz").status, 200u);
+  }
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began)
+          .count();
+  EXPECT_GE(counted.connections(), 1);
+  EXPECT_LE(counted.connections(), 1 + seconds / 5 + 1) << "in " << seconds << " s";
 }
 
 TEST_F(Endpoints, MetricsCountRequestsByEndpointStatusAndCode) {

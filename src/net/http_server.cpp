@@ -77,6 +77,20 @@ tcp::endpoint resolve_listen(const std::string& host, std::uint16_t port) {
   return {asio::ip::make_address(host), port};
 }
 
+// No Transfer-Encoding, or exactly "chunked".
+bool plain_transfer_coding(const http::request_parser<http::string_body>::value_type& head) {
+  const auto field = head.find(http::field::transfer_encoding);
+  if (field == head.end()) return true;
+  if (head.count(http::field::transfer_encoding) != 1) return false;
+  std::size_t codings = 0;
+  bool chunked = false;
+  for (const auto& coding : http::token_list(field->value())) {
+    ++codings;
+    chunked = beast::iequals(coding, "chunked");
+  }
+  return codings == 1 && chunked;
+}
+
 template <class Stream>
 class Session final : public Exchange, public Connection {
  public:
@@ -248,9 +262,25 @@ class Session final : public Exchange, public Connection {
     parser.body_limit(options().max_body_bytes);
     idle_ = buffer_.size() == 0;
     if (worker_.draining && idle_) co_return false;
-    lowest().expires_after(first ? options().header_timeout : options().idle_timeout);
+    if (!first && idle_) {
+      // Between requests a kept-alive connection may stay quiet for idle_timeout; once the next
+      // request's first byte is in, its head must arrive within header_timeout like the first
+      // one's, or a client could drip a head for idle_timeout per request.
+      lowest().expires_after(options().idle_timeout);
+      auto [quiet, got] = co_await stream_.async_read_some(buffer_.prepare(4096), kNoThrow);
+      if (quiet) co_return false;
+      buffer_.commit(got);
+    }
+    lowest().expires_after(options().header_timeout);
     auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kNoThrow);
     idle_ = false;
+    if (!ec && !plain_transfer_coding(parser.get())) {
+      // Only "chunked" is a transfer coding we can read; any other (gzip, chunked; identity;
+      // an unknown one) leaves the body's framing or bytes uncertain: 400, and the connection
+      // closes (RFC 9112 6.1).
+      co_await refuse(Error::body_malformed, http::status::bad_request);
+      co_return false;
+    }
     if (!ec && !parser.is_done()) {
       if (http::token_list(parser.get()[http::field::expect]).exists("100-continue")) {
         Response cont{http::status::continue_, parser.get().version()};

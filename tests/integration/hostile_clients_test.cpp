@@ -58,6 +58,45 @@ TEST_F(HostileClients, HeadersSentByteByByteAreCutOffAtTheHeaderTimeout) {
   expect_still_serving();
 }
 
+// On a kept-alive connection the second request's head gets the header timeout too (1 s), not
+// the idle timeout (60 s) that only covers the quiet time between requests.
+TEST_F(HostileClients, ASecondHeadOnAKeptAliveConnectionIsCutOffAtTheHeaderTimeout) {
+  start();
+  HttpConnection conn(port());
+  ASSERT_TRUE(conn.send_raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  ASSERT_EQ(conn.read_response(scaled(5s)).status, 200u);
+  const std::string head = "GET /healthz HTTP/1.1\r\nX-Slow: " + std::string(60, 'z') + "\r\n\r\n";
+  const auto started = Clock::now();
+  bool closed = false;
+  for (char byte : head) {
+    if (!conn.send_raw(std::string_view(&byte, 1)) || conn.wait_closed(100ms)) {
+      closed = true;
+      break;
+    }
+  }
+  const auto elapsed = Clock::now() - started;
+  EXPECT_TRUE(closed) << "the dripped head was never cut off";
+  EXPECT_GE(elapsed, 900ms);
+  EXPECT_LT(elapsed, scaled(4s));  // the whole head would take ~8 s at this pace
+  expect_still_serving();
+}
+
+// Transfer codings other than a single "chunked" leave the body's bytes or framing uncertain:
+// 400 and a closed connection.
+TEST_F(HostileClients, TransferCodingsOtherThanChunkedGet400AndAClosedConnection) {
+  start();
+  for (const char* coding : {"gzip, chunked", "identity", "chunked, chunked", "x-unknown"}) {
+    HttpConnection conn(port());
+    ASSERT_TRUE(conn.send_raw(std::string("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                                          "Transfer-Encoding: ") +
+                              coding + "\r\n\r\n0\r\n\r\n"));
+    HttpResponse r = conn.read_response(scaled(5s));
+    EXPECT_EQ(r.status, 400u) << coding << " " << r.body;
+    EXPECT_TRUE(conn.wait_closed(scaled(2s))) << coding;
+  }
+  expect_still_serving();
+}
+
 TEST_F(HostileClients, AnIdleConnectionWithoutARequestIsClosedAtTheHeaderTimeout) {
   start();
   HttpConnection idle(port());

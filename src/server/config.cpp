@@ -168,7 +168,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "backend",
           "outbox",
           "replica_id",
-          "reuse_port"});
+          "reuse_port",
+          "refusal_log_per_second"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
   std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
@@ -209,6 +210,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
   c.http.reuse_port = r.boolean("reuse_port", false);
   c.access_log = r.boolean("access_log", true);
+  c.refusal_log_per_second = r.integer("refusal_log_per_second", 100, 0, 1'000'000);
   net::ServerOptions& h = c.http;
   h.header_timeout = r.seconds("header_timeout", h.header_timeout);
   h.idle_timeout = r.seconds("idle_timeout", h.idle_timeout);

@@ -44,7 +44,10 @@ std::string ready_json(bool all, bool store_ok, json::object upstreams) {
 
 Gateway::Gateway(GatewayContext context)
     : ctx_(std::move(context)),
-      probes_(std::make_unique<UpstreamProbe[]>(ctx_.router.upstreams().size())) {}
+      probes_(std::make_unique<UpstreamProbe[]>(ctx_.router.upstreams().size())),
+      refusals_(ctx_.config.refusal_log_per_second) {}
+
+void Gateway::flush_logs() { refusals_.flush(unix_ms() / 1000); }
 
 net::asio::awaitable<void> Gateway::handle(net::Exchange& ex) {
   const net::Request& req = ex.request();
@@ -170,6 +173,8 @@ void Gateway::finish(Outcome& o) {
   ctx_.metrics.request(o.route, o.status, o.code, seconds);
   if (!ctx_.config.access_log) return;
   if (o.route != Route::chat_completions && o.route != Route::completions && !o.code) return;
+  // Refusals without a consumed use are bounded per second (refusal_log.hpp); uses always log.
+  if (o.code && o.record == nullptr && !refusals_.admit(*o.code, unix_ms() / 1000)) return;
   json::object line{{"endpoint", to_string(o.route)},
                     {"status", o.status},
                     {"code", o.code ? to_string(*o.code) : "ok"},

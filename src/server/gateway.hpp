@@ -27,11 +27,14 @@
 #include "server/config.hpp"
 #include "server/metrics.hpp"
 #include "server/outbox.hpp"
+#include "server/refusal_log.hpp"
 #include "server/router.hpp"
 #include "server/usage.hpp"
 #include "store/async_use_store.hpp"
 
 namespace dynaseal::server {
+
+std::int64_t unix_ms();
 
 struct GatewayContext {
   const ServerConfig& config;
@@ -52,6 +55,10 @@ class Gateway {
 
   // The net::Handler: answers one request.
   net::asio::awaitable<void> handle(net::Exchange& ex);
+  // Logs what the refusal log held back in the last second (call about once a second).
+  void flush_logs();
+  // Whether a refusal made outside the gateway (by the HTTP layer) gets its own log line.
+  bool log_refusal(Error code) { return refusals_.admit(code, unix_ms() / 1000); }
 
  private:
   // What a request ended as, for metrics and the access log.
@@ -111,10 +118,9 @@ class Gateway {
 
   GatewayContext ctx_;
   std::unique_ptr<UpstreamProbe[]> probes_;  // one per upstream, in the router's order
+  RefusalLog refusals_;
 };
 
 using net::bearer_token;
-
-std::int64_t unix_ms();
 
 }  // namespace dynaseal::server

@@ -224,6 +224,7 @@ struct ServerApp::Impl {
     while (!sweep_wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
       if (memory_uses) memory_uses->sweep(unix_ms() / 1000);
       sync_registry();
+      if (gateway) gateway->flush_logs();
     }
   }
 
@@ -256,7 +257,7 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
   // and logged here.
   net::Rejecter reject = [&i](Error e, net::http::status status) {
     i.metrics.request(Route::other, static_cast<unsigned>(status), e, 0);
-    if (i.config.access_log) {
+    if (i.config.access_log && i.gateway->log_refusal(e)) {
       spdlog::info(R"(access {{"endpoint":"other","status":{},"code":"{}"}})",
                    static_cast<unsigned>(status), to_string(e));
     }

@@ -57,9 +57,13 @@ std::unique_ptr<BackendStore> open_store(const BackendConfig& c, int& exit_code)
 }
 
 std::optional<std::string> read_admin_token(const std::string& file, int& exit_code) {
-  auto text = store::read_small_file(file, 4096);
+  auto text = store::read_secret_file(file, 4096);
   if (!text) {
-    exit_code = fail(Error::io_error, "cannot read the admin token file " + file);
+    exit_code = text.error() == Error::key_file_unsafe
+                    ? fail(text.error(), "the admin token file " + file +
+                                             " can be read or written by group or others: "
+                                             "chmod 600 it")
+                    : fail(Error::io_error, "cannot read the admin token file " + file);
     return std::nullopt;
   }
   std::string token = *text;

@@ -45,10 +45,13 @@ Result<Admin> admin_of(const std::string& config_file, const std::string& server
     if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
     if (host == "::") host = "::1";
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
-    auto token = store::read_small_file(c.admin_token_file, 4096);
+    auto token = store::read_secret_file(c.admin_token_file, 4096);
     if (!token) {
-      *why = "cannot read the admin token file " + c.admin_token_file.string();
-      return Unexpected(Error::io_error);
+      *why = token.error() == Error::key_file_unsafe
+                 ? "the admin token file " + c.admin_token_file.string() +
+                       " can be read or written by group or others: chmod 600 it"
+                 : "cannot read the admin token file " + c.admin_token_file.string();
+      return Unexpected(token.error());
     }
     while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) {
       token->pop_back();

@@ -56,7 +56,11 @@ std::string load_or_create_admin_token(const std::filesystem::path& path) {
     spdlog::info("created admin token file {}", path.string());
     return token;
   }
-  auto text = store::read_small_file(path, 4096);
+  auto text = store::read_secret_file(path, 4096);
+  if (!text && text.error() == Error::key_file_unsafe) {
+    throw ConfigError("admin_token_file: " + path.string() +
+                      " can be read or written by group or others: chmod 600 it");
+  }
   if (!text) throw ConfigError("admin_token_file: cannot read " + path.string());
   std::string token = *text;
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();

@@ -92,4 +92,21 @@ Result<std::string> read_small_file(const std::filesystem::path& path, std::size
   return read_fd(fd.get(), max_bytes);
 }
 
+Result<std::string> read_secret_file(const std::filesystem::path& path, std::size_t max_bytes) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Unexpected(Error::io_error);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return Unexpected(Error::io_error);
+  if ((st.st_mode & 077) != 0) return Unexpected(Error::key_file_unsafe);
+  return read_fd(fd.get(), max_bytes);
+}
+
+Result<void> check_not_shared_writable(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? Result<void>() : Unexpected(Error::io_error);
+  if ((st.st_mode & 022) != 0) return Unexpected(Error::key_file_unsafe);
+  return {};
+}
+
 }  // namespace dynaseal::store

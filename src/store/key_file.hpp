@@ -32,6 +32,15 @@ Result<SigningKey> read_private_key_file(const std::filesystem::path& path);
 // Reads one public JWK or a JWKS. Error::io_error or key_invalid.
 Result<std::vector<PublicJwk>> read_jwks_file(const std::filesystem::path& path);
 
+// Reads a secret (an admin token): io_error as read_small_file, key_file_unsafe when group or
+// others may read or write it.
+Result<std::string> read_secret_file(const std::filesystem::path& path, std::size_t max_bytes);
+
+// For state files (SQLite databases): key_file_unsafe when group or others may write `path`
+// (they could rewrite the registry, the outbox or the ledger); success when it does not exist;
+// io_error when it cannot be checked.
+Result<void> check_not_shared_writable(const std::filesystem::path& path);
+
 // Reads a whole file of at most `max_bytes`, or Error::io_error.
 Result<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes);
 

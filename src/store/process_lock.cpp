@@ -8,6 +8,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "store/key_file.hpp"
+
 namespace dynaseal::store {
 
 ProcessLock ProcessLock::acquire(const std::filesystem::path& db) {
@@ -37,6 +39,12 @@ ProcessLock ProcessLock::acquire(const std::filesystem::path& db) {
 
 std::optional<ProcessLock> ProcessLock::acquire_sqlite(const std::filesystem::path& db) {
   if (db.empty() || db == ":memory:") return std::nullopt;
+  // A database others may write is state others may rewrite (registry, outbox, ledger).
+  if (auto safe = check_not_shared_writable(db); !safe) {
+    throw std::runtime_error(safe.error() == Error::key_file_unsafe
+                                 ? db.string() + " can be written by group or others: chmod 600 it"
+                                 : "cannot check the mode of " + db.string());
+  }
   return acquire(db);
 }
 

@@ -20,7 +20,8 @@ class ProcessLock {
   // naming the file and the holder's pid when another process holds it, or when it cannot be
   // opened.
   static ProcessLock acquire(const std::filesystem::path& db);
-  // acquire() for a SQLite database path; nothing for none (PostgreSQL) or ":memory:".
+  // acquire() for a SQLite database path; nothing for none (PostgreSQL) or ":memory:". Also
+  // refuses (std::runtime_error) a database file that group or others may write.
   static std::optional<ProcessLock> acquire_sqlite(const std::filesystem::path& db);
 
   ProcessLock(ProcessLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

@@ -140,5 +140,32 @@ TEST_F(Enforcement, ASecondServerOnTheSamePortOrDatabaseRefusesToStart) {
   EXPECT_EQ(chat(acme.mint()).status, 200u);  // the first one serves on
 }
 
+// A secret others may read, or a database others may write, stops the server at start with a
+// message that says what to do.
+TEST_F(Enforcement, SecretsOthersCanReadAndDatabasesOthersCanWriteAreRefused) {
+  start();
+  ASSERT_EQ(server->process().stop(scaled(10s)), 0);
+  const auto config = (server->dir() / "server.toml").string();
+  const auto token = server->dir() / "admin.token";
+  const auto db = server->dir() / "server.db";
+  namespace fs = std::filesystem;
+  fs::permissions(token, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  {
+    Process again({"server", "--config", config}, dir.path() / "token.log");
+    EXPECT_EQ(again.wait_exit(scaled(10s)), std::optional<int>(1));
+    EXPECT_NE(file_text(dir.path() / "token.log").find("chmod 600"), std::string::npos)
+        << file_text(dir.path() / "token.log");
+  }
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  fs::permissions(db, fs::perms::group_write | fs::perms::others_write, fs::perm_options::add);
+  {
+    Process again({"server", "--config", config}, dir.path() / "db.log");
+    EXPECT_EQ(again.wait_exit(scaled(10s)), std::optional<int>(1));
+    EXPECT_NE(file_text(dir.path() / "db.log").find("can be written by group or others"),
+              std::string::npos)
+        << file_text(dir.path() / "db.log");
+  }
+}
+
 }  // namespace
 }  // namespace dynaseal::integration

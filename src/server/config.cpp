@@ -1,7 +1,9 @@
 #include "server/config.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -142,6 +144,16 @@ std::string default_replica_id(std::uint16_t port) {
   return std::string(host) + ":" + std::to_string(port != 0 ? port : getpid());
 }
 
+// Below the descriptor limit: each client connection may hold an engine connection too, and
+// the process needs some for its databases, logs and listeners. A server that runs out of
+// descriptors fails every accept and every upstream connect at once.
+std::int64_t default_max_connections() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 100'000;
+  const auto usable = static_cast<std::int64_t>(limit.rlim_cur) - 64;
+  return std::clamp<std::int64_t>(usable / 2, 16, 100'000);
+}
+
 void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& base) {
   r.only({"id",
           "listen",
@@ -217,7 +229,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   h.body_timeout = r.seconds("body_timeout", h.body_timeout);
   h.write_timeout = r.seconds("write_timeout", h.write_timeout);
   h.max_connections = static_cast<std::size_t>(
-      r.integer("max_connections", static_cast<std::int64_t>(h.max_connections), 1, 10'000'000));
+      r.integer("max_connections", default_max_connections(), 1, 10'000'000));
   const std::string cert = r.string("tls_certificate", ""), key = r.string("tls_private_key", "");
   if (cert.empty() != key.empty()) r.fail("tls_certificate", "needs tls_private_key too");
   if (!cert.empty()) h.tls = net::TlsFiles{resolve(base, cert), resolve(base, key)};

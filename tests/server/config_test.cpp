@@ -1,5 +1,7 @@
 #include "server/config.hpp"
 
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -38,6 +40,49 @@ TEST_F(ServerConfigTest, AppliesDefaultsToAnEmptyFile) {
   EXPECT_EQ(c.store, "memory");
   EXPECT_EQ(c.identity_key, dir_ / "server.jwk");
   EXPECT_TRUE(c.upstreams.empty());
+}
+
+TEST_F(ServerConfigTest, KeepsMaxConnectionsBelowTheDescriptorLimit) {
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const ServerConfig c = parse("");
+  if (limit.rlim_cur != RLIM_INFINITY) {
+    EXPECT_LT(c.http.max_connections, static_cast<std::size_t>(limit.rlim_cur));
+  }
+  EXPECT_GE(c.http.max_connections, 16u);
+  EXPECT_EQ(parse("max_connections = 77").http.max_connections, 77u);
+}
+
+constexpr const char* kUpstream =
+    "[[upstream]]\nname = \"e\"\nurl = \"http://127.0.0.1:1\"\nmodels = [\"m\"]\n";
+
+TEST_F(ServerConfigTest, SendsTheCapInTheFieldsOfTheNamedEngine) {
+  const auto fields = [&](const std::string& extra) {
+    const ServerConfig c = parse(kUpstream + extra);
+    return std::make_pair(c.upstreams[0].chat_cap_fields, c.upstreams[0].completion_cap_fields);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(fields("").first, (V{"max_tokens", "max_completion_tokens"}));
+  EXPECT_EQ(fields("engine = \"openai\"").first, V{"max_completion_tokens"});
+  EXPECT_EQ(fields("engine = \"openai\"").second, V{"max_tokens"});
+  EXPECT_EQ(fields("engine = \"llamacpp\"").first, (V{"max_tokens", "n_predict"}));
+  EXPECT_EQ(fields("engine = \"llamacpp\"").second, (V{"max_tokens", "n_predict"}));
+  EXPECT_EQ(fields("engine = \"ollama\"").first, V{"max_tokens"});
+  EXPECT_EQ(fields("engine = \"tgi\"").first, V{"max_tokens"});
+  EXPECT_EQ(fields("cap_fields = [\"max_new_tokens\"]").second, V{"max_new_tokens"});
+  EXPECT_EQ(error_of(std::string(kUpstream) + "engine = \"sglang\""),
+            "upstream[0].engine: expected generic, openai, vllm, llamacpp, ollama or tgi");
+  EXPECT_NE(error_of(std::string(kUpstream) + "cap_fields = [\"length\"]"), "no error");
+}
+
+TEST_F(ServerConfigTest, RefusesExtraMembersThatChangeTheLength) {
+  const ServerConfig c = parse(std::string(kUpstream) + "extra_members = [\"top_k\", \"min_p\"]");
+  EXPECT_EQ(c.upstreams[0].members.extra_members, (std::vector<std::string>{"top_k", "min_p"}));
+  EXPECT_EQ(c.upstreams[0].prompt_overhead_tokens, 256);
+  for (const char* m : {"n_predict", "min_tokens", "ignore_eos", "max_tokens", "n", "options"}) {
+    const std::string why = error_of(std::string(kUpstream) + "extra_members = [\"" + m + "\"]");
+    EXPECT_NE(why.find("cannot be allowed as an extra"), std::string::npos) << m << ": " << why;
+  }
 }
 
 TEST_F(ServerConfigTest, TakesAPostgresqlUrlForTheOutboxAndRegistry) {

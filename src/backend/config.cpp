@@ -118,7 +118,7 @@ void read_top(const Reader& r, BackendConfig& c, const std::filesystem::path& ba
   r.only({"id", "listen", "public_url", "signing_key", "db", "threads", "max_body_bytes",
           "callback_tolerance", "settle_grace", "access_log", "server", "plan"});
   c.id = r.required("id");
-  if (c.id.size() > kMaxIssBytes) r.fail("id", "longer than 256 bytes");
+  if (!valid_backend_id(c.id)) r.fail("id", "expected 1-128 characters of [A-Za-z0-9._-]");
   const std::string listen = r.string("listen", "127.0.0.1:9000");
   std::tie(c.http.host, c.http.port) = parse_listen(listen, "listen");
   c.public_url = r.string("public_url", c.http.port == 0 ? "" : "http://" + listen);

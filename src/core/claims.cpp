@@ -125,6 +125,16 @@ bool valid_jti(std::string_view jti) {
   return true;
 }
 
+bool valid_backend_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 Result<Claims> read_claims(const json::object& payload) {
   Claims c;
   auto iss = bounded_string(payload, "iss", kMaxIssBytes);

@@ -50,4 +50,10 @@ std::string claims_json(const Claims& claims);
 // True for 16-128 characters of [A-Za-z0-9_-].
 bool valid_jti(std::string_view jti);
 
+// A backend id as servers register it and backends name themselves: 1-128 characters of
+// [A-Za-z0-9._-]. It is a path segment of the admin API, the `iss` of every key the backend
+// mints and a part of log lines, so nothing else is accepted. (A key's iss is only bounded by
+// kMaxIssBytes; an iss outside this set names no registered backend.)
+bool valid_backend_id(std::string_view id);
+
 }  // namespace dynaseal

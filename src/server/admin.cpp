@@ -24,6 +24,7 @@
 #include "core/jwk.hpp"
 #include "net/http_client.hpp"
 #include "net/http_errors.hpp"
+#include "server/backend_checks.hpp"
 #include "server/gateway.hpp"
 
 namespace dynaseal::server {
@@ -47,7 +48,7 @@ Result<std::vector<PublicJwk>> read_keys(const json::object& body) {
 }
 
 // A Backend from a POST/PUT body; `id` comes from the path for PUT.
-Result<Backend> read_backend(const json::object& body, std::string_view id) {
+Result<Backend> read_backend(const json::object& body, std::string_view id, bool allow_link_local) {
   Backend b;
   b.id = std::string(id);
   auto keys = read_keys(body);
@@ -56,11 +57,11 @@ Result<Backend> read_backend(const json::object& body, std::string_view id) {
   if (const json::value* url = member(body, "callback_url"); url != nullptr) {
     if (!url->is_string()) return Unexpected(Error::body_malformed);
     b.callback_url = std::string(as_view(url->get_string()));
-    if (!b.callback_url.empty() && !net::parse_upstream_url(b.callback_url)) {
+    if (!b.callback_url.empty() && callback_url_problem(b.callback_url, allow_link_local)) {
       return Unexpected(Error::body_malformed);
     }
   }
-  if (b.id.empty() || b.id.size() > kMaxIssBytes) return Unexpected(Error::body_malformed);
+  if (!valid_backend_id(b.id)) return Unexpected(Error::body_malformed);
   return b;
 }
 
@@ -151,7 +152,7 @@ net::asio::awaitable<void> Gateway::admin_action(net::Exchange& ex, Outcome& out
     case AdminAction::add_backend: {
       auto given = string_member(body, "id");
       if (!given) co_return co_await reject(ex, outcome, Error::body_malformed);
-      auto b = read_backend(body, *given);
+      auto b = read_backend(body, *given, ctx_.config.allow_link_local_callbacks);
       if (!b) co_return co_await reject(ex, outcome, b.error());
       auto added = co_await persist(b->id, *snapshot, ctx_.backends.add(*b));
       co_return co_await admin_done(ex, outcome, added, http::status::created);
@@ -163,7 +164,7 @@ net::asio::awaitable<void> Gateway::admin_action(net::Exchange& ex, Outcome& out
                                json_response(req, http::status::ok, backend_json(it->second)));
     }
     case AdminAction::replace_backend: {
-      auto b = read_backend(body, id);
+      auto b = read_backend(body, id, ctx_.config.allow_link_local_callbacks);
       if (!b) co_return co_await reject(ex, outcome, b.error());
       auto replaced = co_await persist(b->id, *snapshot, ctx_.backends.replace(*b));
       co_return co_await admin_done(ex, outcome, replaced, http::status::ok);

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "core/toml_reader.hpp"
+#include "server/backend_checks.hpp"
 #include "store/key_file.hpp"
 #include "store/postgres_url.hpp"
 #include "store/redis_keys.hpp"
@@ -117,12 +118,12 @@ UpstreamConfig read_upstream(const toml::table& t, std::size_t index) {
 }
 
 BackendConfig read_backend(const toml::table& t, std::size_t index,
-                           const std::filesystem::path& base) {
+                           const std::filesystem::path& base, bool allow_link_local) {
   Reader r(t, "backend[" + std::to_string(index) + "]");
   r.only({"id", "jwks", "callback_url"});
   BackendConfig b;
   b.id = r.required("id");
-  if (b.id.size() > kMaxIssBytes) r.fail("id", "longer than 256 bytes");
+  if (!valid_backend_id(b.id)) r.fail("id", "expected 1-128 characters of [A-Za-z0-9._-]");
   b.jwks_file = resolve(base, r.required("jwks"));
   auto keys = store::read_jwks_file(b.jwks_file);
   if (!keys) {
@@ -130,8 +131,10 @@ BackendConfig read_backend(const toml::table& t, std::size_t index,
   }
   b.keys = std::move(*keys);
   b.callback_url = r.string("callback_url", "");
-  if (!b.callback_url.empty() && !net::parse_upstream_url(b.callback_url)) {
-    r.fail("callback_url", "expected an http:// or https:// URL");
+  if (!b.callback_url.empty()) {
+    if (auto problem = callback_url_problem(b.callback_url, allow_link_local)) {
+      r.fail("callback_url", *problem);
+    }
   }
   return b;
 }
@@ -181,7 +184,8 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
           "outbox",
           "replica_id",
           "reuse_port",
-          "refusal_log_per_second"});
+          "refusal_log_per_second",
+          "allow_link_local_callbacks"});
   c.id = r.string("id", c.id);
   if (c.id.empty() || c.id.size() > kMaxIssBytes) r.fail("id", "must be 1-256 bytes");
   std::tie(c.http.host, c.http.port) = parse_listen(r.string("listen", "127.0.0.1:8000"), "listen");
@@ -222,6 +226,7 @@ void read_top(const Reader& r, ServerConfig& c, const std::filesystem::path& bas
   c.http.threads = static_cast<unsigned>(r.integer("threads", 0, 0, 1024));
   c.http.reuse_port = r.boolean("reuse_port", false);
   c.access_log = r.boolean("access_log", true);
+  c.allow_link_local_callbacks = r.boolean("allow_link_local_callbacks", false);
   c.refusal_log_per_second = r.integer("refusal_log_per_second", 100, 0, 1'000'000);
   net::ServerOptions& h = c.http;
   h.header_timeout = r.seconds("header_timeout", h.header_timeout);
@@ -296,7 +301,8 @@ ServerConfig parse_server_config(std::string_view text, const std::filesystem::p
   }
   if (const toml::array* backends = top.tables("backend")) {
     for (std::size_t i = 0; i < backends->size(); ++i) {
-      BackendConfig b = read_backend(*backends->get(i)->as_table(), i, base_dir);
+      BackendConfig b =
+          read_backend(*backends->get(i)->as_table(), i, base_dir, c.allow_link_local_callbacks);
       if (!backend_ids.insert(b.id).second) top.fail("backend", "two backends with id " + b.id);
       c.backends.push_back(std::move(b));
     }

@@ -98,7 +98,9 @@ struct ServerConfig {
   std::filesystem::path db_path = "server.db";
   OutboxOptions outbox;
   bool access_log = true;
-  std::int64_t refusal_log_per_second = 100;  // refused requests logged one line each, per second
+  std::int64_t refusal_log_per_second = 100;
+  bool allow_link_local_callbacks =
+      false;  // backend_checks.hpp  // refused requests logged one line each, per second
   // The listening side: address (listen), threads, body limit, timeouts, TLS.
   net::ServerOptions http{.port = 8000};
   std::vector<UpstreamConfig> upstreams;

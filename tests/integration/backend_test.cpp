@@ -294,7 +294,12 @@ TEST_F(BackendTest, RefusalsExitOneWithTheirCodeAndUsageErrorsTwo) {
   Cli help = cli({"rotate-key", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--finish"), std::string::npos);
-  Cli unreachable = cli({"register", "--admin-token-file", (bdir / "backend.toml").string()});
+  // Any file of ours will do as a token here (the server is unreachable); a token file must be
+  // private, so this one is.
+  std::ofstream(bdir / "any.token") << "any-token-0123456789\n";
+  std::filesystem::permissions(
+      bdir / "any.token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  Cli unreachable = cli({"register", "--admin-token-file", (bdir / "any.token").string()});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_TRUE(unreachable.first_err_line().starts_with("error: upstream_error: "))
       << unreachable.err;
@@ -497,6 +502,15 @@ TEST_F(BackendTest, RegisterIsRepeatableAndPinsOnlyTheConfiguredServer) {
             "http://127.0.0.1:" + std::to_string(port_) + "/v1/callbacks/usage");
   // A wrong admin token is refused by the server, and said so.
   std::ofstream(bdir / "wrong.token") << "not-the-admin-token-0123456789\n";
+  std::filesystem::permissions(bdir / "wrong.token", std::filesystem::perms::owner_read |
+                                                         std::filesystem::perms::owner_write);
+  // A token file others can read is refused before anything is sent.
+  std::ofstream(bdir / "shared.token") << "not-the-admin-token-0123456789\n";
+  std::filesystem::permissions(bdir / "shared.token", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  Cli shared = cli({"register", "--admin-token-file", (bdir / "shared.token").string()});
+  EXPECT_EQ(shared.exit_code, 1);
+  EXPECT_TRUE(shared.first_err_line().starts_with("error: key_file_unsafe: ")) << shared.err;
   Cli wrong = cli({"register", "--admin-token-file", (bdir / "wrong.token").string()});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_TRUE(wrong.first_err_line().starts_with("error: admin_unauthorized: ")) << wrong.err;

@@ -443,11 +443,11 @@ TEST_F(BackendTest, EveryConsumedUseIsExactlyOneStoredEventAlsoAcrossAServerKill
 
 // Failed uses reach the real backend's ledger as failures (issue 15: their events once carried
 // an empty response_sha256, which the backend refused, so they dead-lettered): an engine 500
-// (non-streamed and streamed), garbage, a reset mid-stream, and a client that leaves before the
-// engine answers. Each is stored once, with its status, and with its counts marked as an
+// (non-streamed and streamed), garbage, a reset mid-stream, and clients that leave before the
+// engine answers or mid-stream. Each is stored once, with its status, and with its counts marked as an
 // estimate when the engine reported none.
 TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
-  engine_options.ttft_ms = 0;
+  engine_options.tokens_per_second = 20;  // a stream the client can leave half-way
   start_all();
   ASSERT_EQ(register_backend().exit_code, 0);
   const std::string token = add_user("dave", "free");
@@ -471,6 +471,24 @@ TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
     HttpResponse r = chat(key(jti), chat_body("demo", "[[fault:reset]]", std::nullopt, true));
     expected[jti] = "upstream_error";
   }
+  // Clients that leave: before the engine answers (it hangs), and in the middle of a stream.
+  for (const char* prompt : {"[[fault:hang]]", "a slow story"}) {
+    std::string jti;
+    const std::string k = key(jti);
+    {
+      HttpConnection gone(port());
+      ASSERT_TRUE(gone.send_request("POST", "/v1/chat/completions",
+                                    chat_body("demo", prompt, std::nullopt, true),
+                                    {{"Authorization", "Bearer " + k}}));
+      if (std::string_view(prompt) == "a slow story") {
+        gone.read_until([](const std::string& b) { return sse_data(b).size() >= 2; },
+                        scaled(5s));
+      } else {
+        std::this_thread::sleep_for(scaled(300ms));  // the request reached the engine
+      }
+    }  // closed here
+    expected[jti] = "client_disconnected";
+  }
   std::vector<std::string> rows;
   ASSERT_TRUE(eventually(
       [&] {
@@ -486,7 +504,13 @@ TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
     ASSERT_TRUE(expected.count(jti)) << row;
     EXPECT_EQ(event.at("status").as_string(), expected[jti]) << row;
     EXPECT_EQ(event.at("response_sha256").as_string().size(), 64u) << row;
+    if (expected[jti] != "upstream_error" || !event.as_object().contains("usage_estimate")) {
+      continue;
+    }
+    EXPECT_EQ(event.at("usage_estimate").as_string(), "prompt_bound") << row;
   }
+  // Every consumed use is one row: none missing, none twice.
+  EXPECT_EQ(rows.size(), expected.size());
 }
 
 TEST_F(BackendTest, RegisterIsRepeatableAndPinsOnlyTheConfiguredServer) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -30,7 +31,7 @@ using backend::BackendStore;
 struct BackendArgs {
   std::string config;
   unsigned grace_seconds = 10;
-  std::string name, plan, credit, user, since, server_url, admin_token_file;
+  std::string name, plan, credit, user, since, server_url, admin_token_file, out;
   bool json = false, finish = false;
 };
 
@@ -145,14 +146,25 @@ int user_add(const BackendArgs& args) {
   auto store = open_store(*config, exit_code);
   if (!store) return exit_code;
   const std::string token = backend::new_user_token();
+  // --out: the secret goes into a new 0600 file before the user exists, so a file that cannot be
+  // written never leaves a user whose token nobody has.
+  if (!args.out.empty() && !store::write_new_secret_file(args.out, token + "\n")) {
+    return fail(Error::io_error, "cannot create " + args.out + " (it must not exist yet)");
+  }
   auto added = store->add_user({.name = args.name,
                                 .plan = args.plan,
                                 .token_sha256 = backend::token_sha256(token),
                                 .credit_micros = backend::parse_money(args.credit).value_or(0),
                                 .now = now_s()});
   if (!added) {
+    if (!args.out.empty()) std::filesystem::remove(args.out);
     if (added.error() == Error::conflict) return fail(Error::conflict, "user exists: " + args.name);
     return fail(added.error());
+  }
+  if (!args.out.empty()) {
+    std::cerr << "user " << args.name << " added (plan " << args.plan << "); its token is in "
+              << args.out << " (mode 0600)\n";
+    return kExitOk;
   }
   std::cout << token << std::endl;
   std::cerr << "user " << args.name << " added (plan " << args.plan
@@ -329,12 +341,15 @@ CLI::Validator money_check(bool allow_negative) {
 void add_user_commands(CLI::App& backend_cmd, std::shared_ptr<BackendArgs> a, int& exit_code) {
   auto* user = backend_cmd.add_subcommand("user", "Add, list and credit users")->fallthrough();
   user->require_subcommand(1);
-  auto* add = user->add_subcommand("add", "Add a user; prints its token once, alone on stdout");
+  auto* add = user->add_subcommand(
+      "add", "Add a user; prints its token once, alone on stdout (or writes it to --out)");
   add->fallthrough();
   add->add_option("NAME", a->name, "user name: the sub of the user's keys")->required();
   add->add_option("--plan", a->plan, "plan name from the configuration")->required();
   add->add_option("--credit", a->credit, "initial prepaid credit, e.g. 12.50")
       ->check(money_check(false));
+  add->add_option("--out", a->out,
+                  "write the token to this new file (mode 0600) instead of stdout");
   add->callback([&exit_code, a] { exit_code = user_add(*a); });
   auto* list = user->add_subcommand("list", "List users (never their tokens)")->fallthrough();
   list->callback([&exit_code, a] { exit_code = user_list(*a); });

@@ -12,6 +12,7 @@
 
 #include "cli/app.hpp"
 #include "client/client.hpp"
+#include "store/key_file.hpp"
 
 namespace dynaseal::cli {
 namespace {
@@ -43,18 +44,17 @@ int fail_client(const client::ClientError& e) {
 // The user token: the file's content without surrounding whitespace; nullopt after reporting
 // why it cannot be used.
 std::optional<std::string> read_user_token(const std::string& path) {
-  std::error_code ec;
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path, ec)) {
+  auto text = store::read_secret_file(path, 64 * 1024);
+  if (!text && text.error() == Error::key_file_unsafe) {
+    fail(Error::key_file_unsafe,
+         "the token file " + path + " can be read or written by group or others: chmod 600 it");
+    return std::nullopt;
+  }
+  if (!text) {
     fail(Error::io_error, "cannot read the token file " + path);
     return std::nullopt;
   }
-  std::string token =
-      trimmed(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
-  if (in.bad()) {
-    fail(Error::io_error, "cannot read the token file " + path);
-    return std::nullopt;
-  }
+  std::string token = trimmed(*text);
   if (token.empty()) {
     fail(Error::io_error, "the token file " + path + " is empty");
     return std::nullopt;

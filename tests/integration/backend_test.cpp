@@ -444,8 +444,8 @@ TEST_F(BackendTest, EveryConsumedUseIsExactlyOneStoredEventAlsoAcrossAServerKill
 // Failed uses reach the real backend's ledger as failures (issue 15: their events once carried
 // an empty response_sha256, which the backend refused, so they dead-lettered): an engine 500
 // (non-streamed and streamed), garbage, a reset mid-stream, and clients that leave before the
-// engine answers or mid-stream. Each is stored once, with its status, and with its counts marked as an
-// estimate when the engine reported none.
+// engine answers or mid-stream. Each is stored once, with its status, and with its counts marked as
+// an estimate when the engine reported none.
 TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
   engine_options.tokens_per_second = 20;  // a stream the client can leave half-way
   start_all();
@@ -481,8 +481,7 @@ TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
                                     chat_body("demo", prompt, std::nullopt, true),
                                     {{"Authorization", "Bearer " + k}}));
       if (std::string_view(prompt) == "a slow story") {
-        gone.read_until([](const std::string& b) { return sse_data(b).size() >= 2; },
-                        scaled(5s));
+        gone.read_until([](const std::string& b) { return sse_data(b).size() >= 2; }, scaled(5s));
       } else {
         std::this_thread::sleep_for(scaled(300ms));  // the request reached the engine
       }

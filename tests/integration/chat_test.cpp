@@ -185,13 +185,22 @@ Outcome run_cli(const std::filesystem::path& dir, const std::vector<std::string>
           dynaseal::testing::read_file(dir / "stderr")};
 }
 
+// Writes a secret file as `backend user add --out` does: mode 0600.
+void write_private(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream(path) << content;
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace);
+}
+
 class ChatCommand : public EdgeClient {
  protected:
   // dynaseal chat with acme's user token (or `token`), model demo, kPrompt (or stdin when
   // `stdin_prompt` is set), and `extra` options.
   Outcome chat(std::vector<std::string> extra = {}, std::string_view token = kUserToken,
                std::optional<std::string> stdin_prompt = std::nullopt) {
-    std::ofstream(dir / "user.token") << token << "\n";
+    std::filesystem::remove(dir / "user.token");
+    write_private(dir / "user.token", std::string(token) + "\n");
     std::vector<std::string> args = {
         "chat",    "--backend", backend->url(), "--token-file", (dir / "user.token").string(),
         "--model", "demo"};
@@ -287,12 +296,25 @@ TEST(ChatCommandUsage, BadArgumentsExit2) {
 
 TEST(ChatCommandUsage, AnUnreachableBackendIsConnectFailed) {
   dynaseal::testing::TempDir dir;
-  std::ofstream(dir / "t") << "token\n";
+  write_private(dir / "t", "token\n");
   // Port 1 on loopback: nothing listens there.
   const Outcome r = run_cli(dir.path(), {"chat", "--backend", "http://127.0.0.1:1", "--token-file",
                                          (dir / "t").string(), "--model", "demo", "hello"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("error: connect_failed: ", 0), 0u) << r.err;
+}
+
+// A token file others can read is refused before anything is sent, saying what to do.
+TEST(ChatCommandUsage, ATokenFileOthersCanReadIsRefused) {
+  dynaseal::testing::TempDir dir;
+  std::ofstream(dir / "t") << "token\n";
+  std::filesystem::permissions(dir / "t", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  const Outcome r = run_cli(dir.path(), {"chat", "--backend", "http://127.0.0.1:1", "--token-file",
+                                         (dir / "t").string(), "--model", "demo", "hello"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("error: key_file_unsafe: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -46,6 +46,8 @@ constexpr std::array kChatMembers = {
     "modalities",
 };
 
+// Not `echo`: it streams the prompt back as completion chunks, which the relay would count
+// against the cap (stream_relay.hpp).
 constexpr std::array kCompletionMembers = {
     "model",
     "prompt",
@@ -62,7 +64,6 @@ constexpr std::array kCompletionMembers = {
     "frequency_penalty",
     "logit_bias",
     "logprobs",
-    "echo",
     "suffix",
     "user",
 };

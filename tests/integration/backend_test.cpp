@@ -512,6 +512,32 @@ TEST_F(BackendTest, EveryKindOfFailedUseIsStoredWithItsStatus) {
   EXPECT_EQ(rows.size(), expected.size());
 }
 
+// An engine that ignores the cap: its answers reach the real backend as over_cap, never as ok —
+// visible, and not billed as a normal answer.
+TEST_F(BackendTest, AnswersPastTheCapAreStoredAsOverCap) {
+  engine_options.flavor = "reckless";
+  start_all();
+  ASSERT_EQ(register_backend().exit_code, 0);
+  const std::string token = add_user("erin", "free");
+  for (bool stream : {false, true}) {
+    HttpResponse minted = mint(token, R"({"model":"demo","max_tokens":4,"uses":1})");
+    ASSERT_EQ(minted.status, 200u) << minted.body;
+    HttpResponse r = chat(std::string(minted.json().at("key").as_string()),
+                          chat_body("demo", "hello", 4, stream));
+    ASSERT_EQ(r.status, 200u) << r.body;
+  }
+  std::vector<std::string> rows;
+  ASSERT_TRUE(eventually(
+      [&] {
+        rows = cli({"usage", "--user", "erin", "--json"}).lines();
+        return rows.size() >= 2;
+      },
+      scaled(20s)));
+  for (const std::string& row : rows) {
+    EXPECT_EQ(json::parse(row).at("status").as_string(), "over_cap") << row;
+  }
+}
+
 TEST_F(BackendTest, RegisterIsRepeatableAndPinsOnlyTheConfiguredServer) {
   start_all();
   ASSERT_EQ(register_backend().exit_code, 0);

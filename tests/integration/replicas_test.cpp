@@ -167,8 +167,8 @@ TEST_F(ReplicasOnRedis, ABudgetIsSharedAcrossReplicas) {
   Claims c = acme.claims();
   c.dks.uses = 100;
   c.dks.max_tokens = 8;
-  // Room for two whole reservations (prompt bound = body bytes, plus the cap) and a third with
-  // a smaller cap; nothing beyond, however the 24 race.
+  // Room for two whole reservations at once (prompt bound = body bytes, plus the cap) and a
+  // third with a smaller cap; uses that settle below their reservation make room for more.
   const std::string body = chat_body("demo", "tell me a long story", 8);
   const auto bytes = static_cast<std::int64_t>(body.size());
   const std::int64_t budget = 3 * (bytes + 8) - 4;
@@ -189,8 +189,7 @@ TEST_F(ReplicasOnRedis, ABudgetIsSharedAcrossReplicas) {
       ADD_FAILURE() << r.status << " " << r.body;
     }
   }
-  EXPECT_GE(served, 1);
-  EXPECT_LE(served, 3);
+  EXPECT_GE(served, 1);  // more than 3 when early uses settle below their reservation in time
   EXPECT_GE(refused, 1);
   EXPECT_LE(total, budget);  // the hard cap: everything the engine reported, prompts included
   // Once settled, both replicas see the budget spent (prompt tokens count too).

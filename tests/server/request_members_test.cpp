@@ -26,7 +26,7 @@ TEST(RequestMembers, AcceptsWhatTheOpenAiSdksSend) {
       "parallel_tool_calls":true,"response_format":{"type":"json_object"},"user":"u",
       "stream":true,"stream_options":{"include_usage":true},"n":1,"logprobs":false,
       "max_completion_tokens":5,"reasoning_effort":"low","store":false,"metadata":{}})"));
-  EXPECT_TRUE(check(R"({"model":"m","prompt":"hi","max_tokens":3,"best_of":1,"echo":false,
+  EXPECT_TRUE(check(R"({"model":"m","prompt":"hi","max_tokens":3,"best_of":1,
       "suffix":"s","logprobs":2})",
                     Endpoint::completions));
 }

@@ -50,9 +50,9 @@ std::int64_t prompt_bound(std::size_t body_bytes, const RequestShape& shape,
 
 // After the engine is done: counts it did not report become estimates (the prompt bound and the
 // content chunks relayed), and an answer beyond the cap is marked as such.
-void settle_counts(UsageRecord& r, std::int64_t bound, std::int64_t cap) {
+void settle_counts(UsageRecord& r, std::int64_t cap) {
   if (!r.usage_reported) {
-    r.usage = {bound, r.usage.completion};
+    r.usage = {r.prompt_bound, r.usage.completion};
     r.estimate = UsageEstimate::prompt_bound;
   }
   if (r.usage.completion > cap && r.status == UsageStatus::ok) r.status = UsageStatus::over_cap;
@@ -97,6 +97,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
                      .model = body->model,
                      .endpoint = endpoint,
                      .stream = body->stream,
+                     .prompt_bound = bound,
                      .started_at_ms = unix_ms(),
                      .request_sha256 = hex_sha256(req.body()),
                      .ctx = claims.ctx};
@@ -137,7 +138,7 @@ asio::awaitable<void> Gateway::completions(net::Exchange& ex, Endpoint endpoint,
   const std::int64_t forwarded_cap = std::min(*cap, grant->granted_tokens - bound);
   co_await forward(ex, *body, *upstream, forwarded_cap, record, outcome);
   record.finished_at_ms = unix_ms();
-  settle_counts(record, bound, forwarded_cap);
+  settle_counts(record, forwarded_cap);
 
   // Reported counts settle the reservation; estimates charge all of it, since the engine may
   // have spent up to the reservation on a use it did not report (the budget's accounting never

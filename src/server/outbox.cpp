@@ -108,8 +108,11 @@ std::chrono::milliseconds retry_delay(const OutboxOptions& o, std::int64_t attem
 UsageEventJson interrupted_event_around_use(const UsageRecord& record) {
   UsageRecord r = record;
   r.status = UsageStatus::interrupted;
-  r.usage = {};
+  // The engine may have read the prompt before the server stopped: bill its bound, marked as
+  // an estimate (a record from before prompt bounds existed has 0).
+  r.usage = {record.prompt_bound, 0};
   r.usage_reported = false;
+  r.estimate = record.prompt_bound > 0 ? UsageEstimate::prompt_bound : UsageEstimate::none;
   r.finished_at_ms = r.started_at_ms;
   r.response_sha256 = to_hex(sha256({}));
   return usage_event_json_around_use(r);

@@ -40,6 +40,7 @@ struct UsageRecord {
   TokenUsage usage{};
   bool usage_reported = false;  // false: counted by the gateway (engine cut off before usage)
   UsageEstimate estimate = UsageEstimate::none;  // how unreported counts were made
+  std::int64_t prompt_bound = 0;  // the request's prompt bound (server.md, Budget): estimates
   std::int64_t started_at_ms = 0;
   std::int64_t finished_at_ms = 0;
   std::string request_sha256{};               // hex, of the client's request body

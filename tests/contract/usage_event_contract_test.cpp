@@ -7,6 +7,7 @@
 
 #include "backend/usage_event.hpp"
 #include "core/usage_event.hpp"
+#include "server/outbox.hpp"
 #include "server/usage.hpp"
 
 namespace dynaseal {
@@ -57,6 +58,19 @@ TEST(UsageEventContract, TheBackendAcceptsEveryEventTheServerWrites) {
       }
     }
   }
+}
+
+// The event a server's journal or outbox holds for a use it may not finish: if the server dies,
+// this body is what the backend receives, with the prompt's bound as an estimate.
+TEST(UsageEventContract, TheInterruptedEventIsAcceptedAndBillsThePromptBound) {
+  server::UsageRecord r = record(UsageStatus::ok, UsageEstimate::none);
+  r.prompt_bound = 530;
+  auto event = backend::parse_usage_event(server::interrupted_event_json(r));
+  ASSERT_TRUE(event) << server::interrupted_event_json(r);
+  EXPECT_EQ(event->status, "interrupted");
+  EXPECT_EQ(event->prompt_tokens, 530);
+  EXPECT_EQ(event->completion_tokens, 0);
+  EXPECT_EQ(event->usage_estimate, std::optional<std::string>("prompt_bound"));
 }
 
 TEST(UsageEventContract, EveryStatusAndEstimateRoundTripsThroughItsName) {

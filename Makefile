@@ -50,7 +50,7 @@ bench: build
 fuzz: deps
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DDYNASEAL_FUZZ=ON -DDYNASEAL_TESTS=OFF -DDYNASEAL_BENCH=OFF
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	scripts/run-fuzzers $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
 # Every C++ file git tracks or would track (new files too, ignored ones never).

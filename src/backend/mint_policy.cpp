@@ -81,10 +81,15 @@ Result<Budget> decide_budget(const Plan& plan, std::string_view model, const Gra
   }
   const ModelPrice price = plan.price(model);
   if (!plan.prepaid || price.dearest() == 0) return Budget{.tokens = tokens};
-  const auto affordable = affordable_tokens(price, state.credit_micros - state.reserved_micros);
+  // Each event's cost is rounded up once (money.hpp), by less than 1 µ: a key's `uses` events
+  // may together cost up to `uses` µ more than its tokens at the dearer rate. That allowance is
+  // reserved too, so the balance never goes below zero however the tokens split over the uses.
+  const std::int64_t rounding = grant.uses;
+  const auto affordable =
+      affordable_tokens(price, state.credit_micros - state.reserved_micros - rounding);
   if (!affordable || *affordable < 1) return Unexpected(Error::credit_exhausted);
   cap(*affordable);
-  return Budget{.tokens = tokens, .reserved_micros = worst_case_cost(price, *tokens)};
+  return Budget{.tokens = tokens, .reserved_micros = worst_case_cost(price, *tokens) + rounding};
 }
 
 Result<KeyRecord> decide_key(const Plan& plan, const User& user, const MintRequest& request,

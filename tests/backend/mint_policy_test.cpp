@@ -110,24 +110,45 @@ TEST_F(MintPolicy, ASpentQuotaIsQuotaExhausted) {
 }
 
 TEST_F(MintPolicy, CreditCapsTheBudgetAtWhatItPaysForAtTheDearerRate) {
-  // 1.50 per 1k completion tokens: 0.75 of credit pays for 500 tokens.
+  // 1.50 per 1k completion tokens: 0.75 of credit pays for 500 tokens, less the 4 µ that the
+  // rounding of 4 events' costs may add: 499 tokens, 748,500 µ + 4 µ reserved.
   auto b = decide_budget(pro, "demo", grant(1000, 4), {.credit_micros = 750'000});
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->tokens, 500);
-  EXPECT_EQ(b->reserved_micros, 750'000);
-  // Reservations of live keys come off the credit first: 0.75 - 0.60 = 0.15 -> 100 tokens.
+  EXPECT_EQ(b->tokens, 499);
+  EXPECT_EQ(b->reserved_micros, 748'504);
+  // Reservations of live keys come off the credit first: 0.75 - 0.60 = 0.15 -> 99 tokens.
   b = decide_budget(pro, "demo", grant(1000, 4),
                     {.reserved_micros = 600'000, .credit_micros = 750'000});
-  EXPECT_EQ(b->tokens, 100);
-  EXPECT_EQ(b->reserved_micros, 150'000);
-  // Rich: the key's own cap (1000 × 4) and its worst-case cost.
+  EXPECT_EQ(b->tokens, 99);
+  EXPECT_EQ(b->reserved_micros, 148'504);
+  // Rich: the key's own cap (1000 × 4) and its worst-case cost, plus the rounding allowance.
   b = decide_budget(pro, "demo", grant(1000, 4), {.credit_micros = 100'000'000});
   EXPECT_EQ(b->tokens, 4000);
-  EXPECT_EQ(b->reserved_micros, 6'000'000);
+  EXPECT_EQ(b->reserved_micros, 6'000'004);
   // Rounded down: 0.001499 pays for 0.999 tokens -> none -> refused.
   b = decide_budget(pro, "demo", grant(1000, 4), {.credit_micros = 1'499});
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error(), Error::credit_exhausted);
+}
+
+// However a key's tokens split over its uses, the rounded-up costs of its events stay within
+// what it reserved: the balance never goes below zero.
+TEST_F(MintPolicy, TheReservationCoversEveryEventsRoundingUp) {
+  // 1,501 µ per 1k tokens: every event's cost has a fraction to round up.
+  Plan odd = pro;
+  odd.prices["demo"] = ModelPrice{.prompt_per_1k = 1'501, .completion_per_1k = 1'501};
+  const ModelPrice price = odd.price("demo");
+  auto b = decide_budget(odd, "demo", grant(1000, 4), {.credit_micros = 10'000'000});
+  ASSERT_TRUE(b);
+  const std::int64_t budget = *b->tokens;
+  for (std::int64_t first = 1; first < budget; first += 37) {
+    // Four events, odd splits, each cost rounded up on its own.
+    const std::int64_t parts[4] = {first / 3, first - first / 3, (budget - first) / 2,
+                                   budget - first - (budget - first) / 2};
+    std::int64_t cost = 0;
+    for (std::int64_t t : parts) cost += usage_cost(price, t / 2, t - t / 2);
+    EXPECT_LE(cost, b->reserved_micros) << first;
+  }
 }
 
 TEST_F(MintPolicy, SpentOrNegativeCreditIsCreditExhaustedExceptForFreeModels) {
@@ -148,9 +169,9 @@ TEST_F(MintPolicy, QuotaAndCreditTogetherTakeTheSmaller) {
   auto b = decide_budget(both, "demo", grant(1000, 4),
                          {.tokens_today = 900, .credit_micros = 100'000'000});
   EXPECT_EQ(b->tokens, 100);
-  EXPECT_EQ(b->reserved_micros, 150'000);
+  EXPECT_EQ(b->reserved_micros, 150'004);
   b = decide_budget(both, "demo", grant(1000, 4), {.credit_micros = 300'000});
-  EXPECT_EQ(b->tokens, 200);
+  EXPECT_EQ(b->tokens, 199);
   // Quota is checked before credit.
   EXPECT_EQ(decide_budget(both, "demo", grant(1, 1), {.tokens_today = 1000}).error(),
             Error::quota_exhausted);

@@ -56,16 +56,9 @@ BackendApp::BackendApp(BackendConfig config) : impl_(std::make_unique<Impl>(std:
     return res;
   };
   BackendService& service = *i.service;
-  try {
-    i.http = std::make_unique<net::HttpServer>(
-        i.config.http, [&service](net::Exchange& ex) { return service.handle(ex); },
-        std::move(reject));
-  } catch (const boost::system::system_error& e) {
-    // Another process listens there (a second one started by mistake): never serve beside it.
-    // With reuse_port the bind succeeds, which is what that option is for.
-    throw std::runtime_error("cannot listen on " + i.config.http.host + ":" +
-                             std::to_string(i.config.http.port) + ": " + e.code().message());
-  }
+  i.http = std::make_unique<net::HttpServer>(
+      i.config.http, [&service](net::Exchange& ex) { return service.handle(ex); },
+      std::move(reject));
   spdlog::info("backend {} for server {}: signing with kid {}", i.config.id, i.config.server.id,
                i.keys.current(system_unix_ms())->kid);
 }

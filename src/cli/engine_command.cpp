@@ -87,6 +87,8 @@ int run_engine(const EngineArgs& a) {
   try {
     server = std::make_unique<net::HttpServer>(options, service.handler(),
                                                &engine::EngineService::reject);
+  } catch (const net::ListenError& e) {
+    return fail(Error::io_error, e.what());
   } catch (const boost::system::system_error& e) {
     return fail(Error::io_error, "cannot listen on " + a.listen + ": " + e.code().message());
   }

@@ -430,7 +430,14 @@ HttpServer::HttpServer(ServerOptions options, Handler handler, Rejecter reject)
     // connections: a second server started by mistake would serve beside this one, with its own
     // state. Only when configured (ServerOptions::reuse_port).
     if (s.options.reuse_port) w.acceptor.set_option(reuse_port(true));
-    w.acceptor.bind(endpoint);  // boost::system::system_error: EADDRINUSE and the like
+    boost::system::error_code bound;
+    w.acceptor.bind(endpoint, bound);
+    if (bound) {
+      // Another process listens there (a second server started by mistake): never serve beside
+      // it. With reuse_port the bind succeeds, which is what that option is for.
+      throw ListenError("cannot listen on " + s.options.host + ":" +
+                        std::to_string(endpoint.port()) + ": " + bound.message());
+    }
     w.acceptor.listen(asio::socket_base::max_listen_connections);
     // Port 0 picks a free port for the first acceptor; the others share it.
     endpoint.port(w.acceptor.local_endpoint().port());

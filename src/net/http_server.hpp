@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -93,13 +94,21 @@ class Exchange {
 };
 
 using Handler = std::function<asio::awaitable<void>(Exchange&)>;
+
+// The listening address cannot be bound (another process listens there); what() says which.
+class ListenError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 // Builds the response for a request the server refuses itself: body_too_large (413),
 // body_malformed (400, or 431 for an oversized head). `version` and `keep_alive` are set after.
 using Rejecter = std::function<Response(Error code, http::status status)>;
 
 class HttpServer {
  public:
-  // Binds the listening sockets; throws std::system_error when the address cannot be bound.
+  // Binds the listening sockets; throws ListenError ("cannot listen on HOST:PORT: Address
+  // already in use") when the address cannot be bound, and boost::system::system_error for
+  // other socket failures.
   HttpServer(ServerOptions options, Handler handler, Rejecter reject);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

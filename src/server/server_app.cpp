@@ -271,16 +271,9 @@ ServerApp::ServerApp(ServerConfig config) : impl_(std::make_unique<Impl>(std::mo
     return res;
   };
   Gateway& gateway = *i.gateway;
-  try {
-    i.http = std::make_unique<net::HttpServer>(
-        i.config.http, [&gateway](net::Exchange& ex) { return gateway.handle(ex); },
-        std::move(reject));
-  } catch (const boost::system::system_error& e) {
-    // Another process listens there (a second one started by mistake): never serve beside it.
-    // With reuse_port the bind succeeds, which is what that option is for.
-    throw std::runtime_error("cannot listen on " + i.config.http.host + ":" +
-                             std::to_string(i.config.http.port) + ": " + e.code().message());
-  }
+  i.http = std::make_unique<net::HttpServer>(
+      i.config.http, [&gateway](net::Exchange& ex) { return gateway.handle(ex); },
+      std::move(reject));
 }
 
 ServerApp::~ServerApp() {

@@ -124,8 +124,11 @@ TEST_F(KeyCommands, VerifyFailuresExitOneWithTheCode) {
     std::vector<std::string> args;
     std::string code;
   };
-  const std::string forged =
-      token.substr(0, token.size() - 2) + (token.back() == 'A' ? "BA" : "AA");
+  // One character of the signature changed, always to another (replacing its last two
+  // characters by "BA" left a signature ending in "BA" unchanged: one run in 1,024 failed).
+  std::string forged = token;
+  const std::size_t at = token.rfind('.') + 10;
+  forged[at] = forged[at] == 'A' ? 'B' : 'A';
   for (const Case& c : std::vector<Case>{
            {{"--aud", "llm-2", token}, "audience_mismatch"},
            {{"--aud", "llm-1", forged}, "signature_invalid"},

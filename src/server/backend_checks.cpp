@@ -1,7 +1,7 @@
 #include "server/backend_checks.hpp"
 
 #include <algorithm>
-#include <array>
+#include <cctype>
 
 #include <arpa/inet.h>
 #include <boost/asio/ip/address.hpp>

@@ -47,7 +47,7 @@ Gateway::Gateway(GatewayContext context)
       probes_(std::make_unique<UpstreamProbe[]>(ctx_.router.upstreams().size())),
       refusals_(ctx_.config.refusal_log_per_second) {}
 
-void Gateway::flush_logs() { refusals_.flush(unix_ms() / 1000); }
+void Gateway::flush_logs() { refusals_.flush(); }
 
 net::asio::awaitable<void> Gateway::handle(net::Exchange& ex) {
   const net::Request& req = ex.request();

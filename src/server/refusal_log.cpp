@@ -9,7 +9,7 @@ namespace dynaseal::server {
 bool RefusalLog::admit(Error code, std::int64_t now_s) {
   std::int64_t second = second_.load(std::memory_order_relaxed);
   if (second != now_s && second_.compare_exchange_strong(second, now_s)) {
-    flush(now_s);
+    flush();
     in_second_.store(0, std::memory_order_relaxed);
   }
   if (in_second_.fetch_add(1, std::memory_order_relaxed) < per_second_) return true;
@@ -17,7 +17,7 @@ bool RefusalLog::admit(Error code, std::int64_t now_s) {
   return false;
 }
 
-void RefusalLog::flush(std::int64_t) {
+void RefusalLog::flush() {
   const std::string summary = take_summary();
   if (!summary.empty()) spdlog::info("access {}", summary);
 }

@@ -7,7 +7,7 @@
 //
 //   RefusalLog log(100);
 //   if (log.admit(Error::token_malformed, now_s)) spdlog::info("access ...");
-//   log.flush(now_s);   // once a second: "access {"suppressed":{"token_malformed":912}}"
+//   log.flush();        // once a second: "access {"suppressed":{"token_malformed":912}}"
 #pragma once
 
 #include <array>
@@ -26,8 +26,8 @@ class RefusalLog {
   // Whether this refusal gets its own line; counts it as suppressed otherwise.
   bool admit(Error code, std::int64_t now_s);
 
-  // Logs the counts suppressed before `now_s` in one line, if any, and resets them.
-  void flush(std::int64_t now_s);
+  // Logs the counts suppressed so far in one line, if any, and resets them.
+  void flush();
 
   // The summary line's JSON for the counts suppressed so far, taking them ("" when none).
   std::string take_summary();

@@ -84,16 +84,6 @@ constexpr std::array kLengthMembers = {
     "chat_template_kwargs",
     "continue_final_message",
     "add_generation_prompt",
-    "max_completion_tokens",
-    "max_tokens",
-    "best_of",
-    "n",
-    "prompt",
-    "messages",
-    "stream",
-    "stream_options",
-    "model",
-    "modalities",
     "audio",
     "prediction",
     "service_tier",
@@ -167,7 +157,10 @@ tl::expected<RequestShape, MemberRefusal> check_messages(const json::value& mess
 
 }  // namespace
 
-bool is_length_member(std::string_view name) { return listed(kLengthMembers, name); }
+bool is_length_member(std::string_view name) {
+  return listed(kLengthMembers, name) || standard(Endpoint::chat_completions, name) ||
+         standard(Endpoint::completions, name);
+}
 
 std::vector<std::string_view> standard_members(Endpoint endpoint) {
   std::vector<std::string_view> out;

@@ -30,10 +30,10 @@ ProcessLock ProcessLock::acquire(const std::filesystem::path& db) {
     }
     throw std::runtime_error("cannot lock " + path + ": " + std::strerror(error));
   }
+  // The pid is only for the message above: the lock is held whether or not it is written.
   const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    // The pid is only for the message above; the lock itself is held.
-  }
+  [[maybe_unused]] const bool noted =
+      ::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) >= 0;
   return ProcessLock(fd);
 }
 
